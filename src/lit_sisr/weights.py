@@ -1,0 +1,89 @@
+"""Loading network weights: our Lightning checkpoints and the authors' released files.
+
+Every file is read with ``torch.load(weights_only=True)``: a checkpoint that would need to run
+code on load is refused with a message naming the file. Official checkpoints come in several
+shapes (a bare state dict, ``{"state_dict": ...}``, DataParallel's ``module.`` prefix); a backbone
+whose parameter names differ from its authors' provides ``convert_official_state_dict``.
+Matching is strict: a missing or unexpected key is an error that lists a few of them.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class WeightsError(RuntimeError):
+    """A weight file that cannot be loaded into the requested network."""
+
+
+def read_state(path: str | Path) -> dict:
+    """``torch.load`` with ``weights_only=True`` and errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weight file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise WeightsError(
+            f"{path}: refused to unpickle objects that are not plain tensors/containers "
+            f"(weights_only=True); the file may run code on load. Details: {str(err).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+
+
+def _extract_state_dict(obj: dict, path: Path) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "params", "model"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise WeightsError(f"{path}: no state dict of tensors found")
+    return obj
+
+
+def load_official_weights(net: nn.Module, path: str | Path) -> nn.Module:
+    """Load an authors' released checkpoint into ``net`` (strict)."""
+    path = Path(path)
+    state = _extract_state_dict(read_state(path), path)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    convert = getattr(net, "convert_official_state_dict", None)
+    if convert is not None:
+        state = convert(state)
+    _load_strict(net, state, path)
+    return net
+
+
+def load_lightning_weights(net: nn.Module, path: str | Path, prefix: str = "net.") -> dict:
+    """Load the network part of a lit-sisr checkpoint; returns the checkpoint's hyper-parameters."""
+    path = Path(path)
+    ckpt = read_state(path)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise WeightsError(f"{path}: not a lit-sisr checkpoint (no 'state_dict')")
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    _load_strict(net, state, path)
+    return ckpt.get("hyper_parameters", {})
+
+
+def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})")
+        raise WeightsError(
+            f"{path} does not fit {type(net).__name__}: " + "; ".join(parts)
+            + ". Is it a checkpoint of another network, scale or attention?"
+        )
+    net.load_state_dict(state, strict=True)
