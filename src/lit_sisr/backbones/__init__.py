@@ -9,6 +9,7 @@ scales a network supports.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
 
 from torch import nn
@@ -39,9 +40,10 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-# One module per network family. Listed here (not discovered) so importing is explicit and cheap.
-_FAMILIES = ("bicubic", "edsr", "imdn")
-for _family in _FAMILIES:
-    importlib.import_module(f"lit_sisr.backbones.{_family}")
+# One module per network family; each registers its networks when imported. Helper modules
+# (``common``, names starting with "_") register nothing.
+for _info in pkgutil.iter_modules(__path__):
+    if _info.name != "common" and not _info.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["BACKBONES", "build_backbone", "count_parameters", "register_backbone"]

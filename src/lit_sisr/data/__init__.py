@@ -1,0 +1,1 @@
+"""Data: image files, SR datasets and the Lightning DataModule."""

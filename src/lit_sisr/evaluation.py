@@ -1,0 +1,62 @@
+"""Evaluating a network on benchmark sets under the standard protocol, outside Lightning.
+
+Used by ``eval.py`` for official weights and by tests; the Lightning test loop uses the same
+metric functions. Benchmarks follow the EDSR layout: ``<root>/<Set>/HR/<name>.png`` and
+``<root>/<Set>/LR_bicubic/X<s>/<name>x<s>.png``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lit_sisr.data.io import list_images, read_image, to_float
+from lit_sisr.metrics import psnr_ssim_y
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    set: str
+    scale: int
+    image: str
+    psnr: float
+    ssim: float
+
+
+def benchmark_pairs(root: str | Path, set_name: str, scale: int) -> list[tuple[str, Path, Path]]:
+    """(name, HR path, LR path) for every image of a benchmark set in the EDSR layout."""
+    base = Path(root) / set_name
+    pairs = []
+    for hr in list_images(base / "HR"):
+        lr = base / "LR_bicubic" / f"X{scale}" / f"{hr.stem}x{scale}{hr.suffix}"
+        if not lr.is_file():
+            raise FileNotFoundError(f"{hr}: its LR file {lr} is missing")
+        pairs.append((hr.stem, hr, lr))
+    return pairs
+
+
+@torch.no_grad()
+def evaluate_benchmark(
+    net: nn.Module, root: str | Path, set_name: str, scale: int, device: str | torch.device = "cpu"
+) -> list[ImageResult]:
+    """Per-image Y-PSNR/SSIM of ``net`` (RGB [0,1] in and out) on one benchmark set."""
+    net = net.eval().to(device)
+    results = []
+    for name, hr_path, lr_path in benchmark_pairs(root, set_name, scale):
+        lr = to_float(read_image(lr_path))[None].to(device)
+        hr = to_float(read_image(hr_path))[None].to(device)
+        sr = net(lr)
+        expected = (lr.shape[-2] * scale, lr.shape[-1] * scale)
+        if tuple(sr.shape[-2:]) != expected:
+            raise RuntimeError(f"{lr_path}: output {tuple(sr.shape[-2:])}, expected {expected}")
+        psnr, ssim = psnr_ssim_y(sr, hr, scale)
+        results.append(ImageResult(set_name, scale, name, float(psnr), float(ssim)))
+    return results
+
+
+def mean_metrics(results: list[ImageResult]) -> tuple[float, float]:
+    """Dataset figure: the mean over images of the per-image PSNR and SSIM."""
+    n = len(results)
+    return sum(r.psnr for r in results) / n, sum(r.ssim for r in results) / n
