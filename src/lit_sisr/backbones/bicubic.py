@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
 from lit_sisr.resize import bicubic_upscale
 
@@ -15,7 +16,7 @@ class Bicubic(nn.Module):
 
     def __init__(self, scale: int, attention=None) -> None:
         super().__init__()
-        if attention not in (None, "none", "original") and getattr(attention, "name", "original") not in ("none", "original"):
+        if as_factory(attention).name not in ("none", "original"):
             raise ValueError("model 'bicubic' has no attention sites; use attention=none or original")
         self.scale = scale
 

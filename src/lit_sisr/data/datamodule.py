@@ -1,0 +1,96 @@
+"""The Lightning DataModule: training patches, one validation set, any number of test sets."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import pytorch_lightning as pl
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader
+
+from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches
+from lit_sisr.data.samplers import EpochSampler
+
+
+def _image_set(spec: ImageSet | dict) -> ImageSet:
+    return spec if isinstance(spec, ImageSet) else ImageSet(**spec)
+
+
+class SRDataModule(pl.LightningDataModule):
+    """Builds loaders from :class:`ImageSet` specs (plain dicts from Hydra work too).
+
+    The trainer must run with ``use_distributed_sampler=False``: this module chooses the samplers
+    itself. Training uses :class:`EpochSampler` over all ranks; validation and test use
+    Lightning's ``UnrepeatedDistributedSampler`` under DDP, so each image counts exactly once
+    (the default ``DistributedSampler`` pads with duplicates and biases the mean PSNR).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        scale: int,
+        train: ImageSet | dict,
+        val: ImageSet | dict,
+        test: Sequence[ImageSet | dict] = (),
+        patch_size: int = 64,
+        five_crop: bool = False,
+        augment: bool = True,
+        repeat: int = 1,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        prepare: Callable[[], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.name, self.scale = name, scale
+        self.train_set, self.val_set = _image_set(train), _image_set(val)
+        self.test_sets = [_image_set(t) for t in test]
+        self.patch_size, self.five_crop, self.augment, self.repeat = patch_size, five_crop, augment, repeat
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self._prepare = prepare
+        self.train_data: TrainPatches | None = None
+        self.val_data: PairedImages | None = None
+        self.test_data: list[PairedImages] = []
+
+    def prepare_data(self) -> None:
+        if self._prepare is not None:
+            self._prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_data is None:
+            self.train_data = TrainPatches(
+                self.train_set, self.scale, self.patch_size, self.five_crop, self.augment, self.repeat, self.seed
+            )
+        if stage in (None, "fit", "validate") and self.val_data is None:
+            self.val_data = PairedImages(self.val_set, self.scale)
+        if stage in (None, "test") and not self.test_data:
+            self.test_data = [PairedImages(s, self.scale) for s in self.test_sets]
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, data, sampler, batch_size: int) -> DataLoader:
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        replicas, rank = self._world()
+        sampler = EpochSampler(self.train_data, num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
+        return self._loader(self.train_data, sampler, self.batch_size)
+
+    def _eval_loader(self, data: PairedImages) -> DataLoader:
+        replicas, rank = self._world()
+        sampler = UnrepeatedDistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False) if replicas > 1 else None
+        return DataLoader(data, batch_size=1, sampler=sampler, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_data)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._eval_loader(d) for d in self.test_data]

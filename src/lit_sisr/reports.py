@@ -1,0 +1,54 @@
+"""Run outputs: the end-of-run test table and per-image result files."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from lit_sisr.checkpoint_io import atomic_write_text
+
+RESULT_FIELDS = ("set", "scale", "image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per set: image count and mean of each figure (the dataset figure is the per-image mean)."""
+    by_set: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_set[row["set"]].append(row)
+    summary = []
+    for name, items in by_set.items():
+        entry = {"set": name, "scale": items[0]["scale"], "images": len(items)}
+        for key in RESULT_FIELDS[3:]:
+            if key in items[0]:
+                entry[key] = sum(r[key] for r in items) / len(items)
+        summary.append(entry)
+    return summary
+
+
+def format_table(summary: list[dict], model_label: str) -> str:
+    """A plain-text table: model vs bicubic per test set, Y-PSNR (dB) / SSIM."""
+    head = f"{'set':<12}{'images':>7}  {model_label:>22}  {'bicubic':>18}  {'gain dB':>8}"
+    lines = [head, "-" * len(head)]
+    for s in summary:
+        model = f"{s['psnr']:.3f} / {s['ssim']:.4f}"
+        lines.append(
+            f"{s['set']:<12}{s['images']:>7}  {model:>22}  "
+            f"{s['bicubic_psnr']:>8.3f} / {s['bicubic_ssim']:.4f}  {s['psnr'] - s['bicubic_psnr']:>+8.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_results(folder: str | Path, rows: list[dict]) -> dict[str, Path]:
+    """``test_results.csv`` (one row per image) and ``test_summary.json``, written atomically."""
+    folder = Path(folder)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[f for f in RESULT_FIELDS if not rows or f in rows[0]])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items() if k in RESULT_FIELDS})
+    paths = {"per_image": folder / "test_results.csv", "summary": folder / "test_summary.json"}
+    atomic_write_text(paths["per_image"], buf.getvalue())
+    atomic_write_text(paths["summary"], json.dumps(summarize(rows), indent=1) + "\n")
+    return paths

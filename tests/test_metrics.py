@@ -1,0 +1,74 @@
+"""The metric protocol: unit checks, and the golden table of shared/spec/protocol.md."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import BENCHMARK, WEIGHTS, need
+from lit_sisr.backbones import build_backbone
+from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
+from lit_sisr.metrics import prepare_y, psnr_y, quantize, rgb_to_y, ssim_y
+from lit_sisr.weights import load_official_weights
+
+
+def test_y_is_matlab_rgb2ycbcr() -> None:
+    rgb = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.2, 0.4, 0.6]]).T.reshape(1, 3, 4, 1)
+    y = rgb_to_y(rgb).flatten().tolist()
+    assert y == pytest.approx([16.0, 235.0, 16 + 65.481, 16 + 0.2 * 65.481 + 0.4 * 128.553 + 0.6 * 24.966])
+
+
+def test_sr_is_clamped_and_rounded_to_8_bit_levels() -> None:
+    x = torch.tensor([-0.2, 0.5, 1.3, 100.4 / 255, 100.6 / 255])
+    assert (quantize(x) * 255).tolist() == pytest.approx([0, 128, 255, 100, 101])
+
+
+def test_psnr_is_per_image_and_borders_are_shaved() -> None:
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 20, 20)
+    sr = hr.clone()
+    sr[0, :, 5:15, 5:15] += 10 / 255  # inside the shaved region: counted
+    sr[1, :, :2, :] += 0.5  # only in the 2-pixel border: shaved away
+    psnr = psnr_y(sr, hr, scale=2)
+    assert torch.isinf(psnr[1]) or psnr[1] > 100
+    sr_y, hr_y = prepare_y(sr[:1], hr[:1], 2)
+    mse = ((sr_y - hr_y) ** 2).mean()
+    assert float(psnr[0]) == pytest.approx(float(10 * torch.log10(255**2 / mse)), abs=1e-9)
+
+
+def test_hr_is_cropped_top_left_to_the_sr_size() -> None:
+    hr = torch.rand(1, 3, 21, 23)
+    assert ssim_y(hr[..., :20, :22], hr, 2).item() == pytest.approx(1.0)
+
+
+GOLDEN = {  # protocol.md: bicubic upscaling of the shared LR files, Y-PSNR / SSIM
+    ("Set5", 2): (33.673, 0.9303), ("Set5", 3): (30.403, 0.8689), ("Set5", 4): (28.429, 0.8111),
+    ("Set14", 2): (30.325, 0.8699), ("Set14", 3): (27.631, 0.7759), ("Set14", 4): (26.088, 0.7048),
+    ("B100", 2): (29.553, 0.8433), ("B100", 3): (27.202, 0.7389), ("B100", 4): (25.955, 0.6678),
+}
+
+
+@pytest.mark.parametrize("set_name,scale", list(GOLDEN))
+def test_bicubic_model_matches_the_golden_table(set_name: str, scale: int) -> None:
+    need(BENCHMARK / set_name, f"benchmark {set_name}")
+    psnr, ssim = mean_metrics(evaluate_benchmark(build_backbone("bicubic", scale), BENCHMARK, set_name, scale))
+    golden_psnr, golden_ssim = GOLDEN[(set_name, scale)]
+    assert psnr == pytest.approx(golden_psnr, abs=0.005)
+    assert ssim == pytest.approx(golden_ssim, abs=0.0003)
+
+
+IMDN_PUBLISHED = {  # Hui et al. 2019, Table 3 (MATLAB), also in shared/weights/README.md
+    2: {"Set5": (38.00, 0.9605), "Set14": (33.63, 0.9177), "B100": (32.19, 0.8996)},
+    3: {"Set5": (34.36, 0.9270), "Set14": (30.32, 0.8417), "B100": (29.09, 0.8046)},
+    4: {"Set5": (32.21, 0.8948), "Set14": (28.58, 0.7811), "B100": (27.56, 0.7353)},
+}
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_official_imdn_reproduces_its_published_figures(scale: int) -> None:
+    weights = need(WEIGHTS / "IMDN" / f"IMDN_x{scale}.pth", "official IMDN weights")
+    need(BENCHMARK, "benchmark sets")
+    net = load_official_weights(build_backbone("imdn", scale, "original"), weights)
+    for set_name, (psnr_pub, ssim_pub) in IMDN_PUBLISHED[scale].items():
+        psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
+        assert psnr == pytest.approx(psnr_pub, abs=0.02), set_name
+        assert ssim == pytest.approx(ssim_pub, abs=0.0005), set_name

@@ -1,0 +1,126 @@
+"""End to end: the real Hydra configs, shrunk, through training, testing, resume and eval."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from conftest import BENCHMARK, REPO, need
+from lit_sisr.training import ConfigError, check_launch, train
+
+# A tiny IMDN on small demo patches: the whole pipeline in seconds.
+TINY_IMDN = ["model.n_feats=16", "model.n_blocks=2"]
+RUN = [
+    "data.patch_size=16", "data.repeat=1", "data.batch_size=3",
+    "trainer.max_epochs=2", "trainer.accelerator=cpu", "~callbacks.progress_bar",
+    "+trainer.enable_progress_bar=false",
+]
+SHRINK = TINY_IMDN + RUN
+
+
+def compose_train(tmp_path: Path, overrides: list[str], config_name: str = "train") -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.cwd = str(tmp_path)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture()
+def cache(tmp_path_factory, monkeypatch) -> Path:
+    path = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("LIT_SISR_CACHE", str(path))
+    return path
+
+
+def test_train_test_and_resume(tmp_path: Path, cache: Path) -> None:
+    cfg = compose_train(tmp_path, SHRINK)
+    metrics = train(cfg)
+    out = tmp_path / "run"
+    assert torch.isfinite(torch.tensor(metrics["test/demo_test/psnr"]))
+    # bicubic on the demo test photos is a fixed number: the baseline column is computed, not copied
+    assert 25 < metrics["test/demo_test/bicubic_psnr"] < 40
+    rows = list(csv.DictReader((out / "test_results.csv").open()))
+    assert sorted(r["image"] for r in rows) == ["camera", "chelsea"]
+    mean = sum(float(r["psnr"]) for r in rows) / 2
+    assert mean == pytest.approx(metrics["test/demo_test/psnr"], abs=1e-4)  # per-image mean
+
+    last = out / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)  # plain data only
+    steps = ckpt["global_step"]
+    assert ckpt["epoch"] == 1 and ckpt["hyper_parameters"]["config"]["model"]["name"] == "imdn"
+    assert len(list((out / "checkpoints").glob("best-*.ckpt"))) == 1
+
+    # a re-run with more epochs continues from last.ckpt instead of starting over
+    cfg = compose_train(tmp_path, SHRINK + ["trainer.max_epochs=3"])
+    train(cfg)
+    resumed = torch.load(last, map_location="cpu", weights_only=True)
+    assert resumed["epoch"] == 2 and resumed["global_step"] == steps * 3 // 2
+
+
+def test_bicubic_model_is_tested_without_training(tmp_path: Path, cache: Path) -> None:
+    cfg = compose_train(tmp_path, RUN + ["model=bicubic", "attention=none", "scale=3"])
+    metrics = train(cfg)
+    assert metrics["test/demo_test/psnr"] == pytest.approx(metrics["test/demo_test/bicubic_psnr"], abs=1e-6)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_eval_of_a_checkpoint_and_of_official_weights(tmp_path: Path, cache: Path) -> None:
+    need(BENCHMARK / "Set5", "benchmark Set5")
+    from lit_sisr.evaluate_cli import evaluate
+
+    cfg = compose_train(tmp_path, SHRINK + ["trainer.max_epochs=1", "test=false"])
+    train(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    cfg = compose_train(tmp_path / "e1", [f"ckpt={ckpt}", "sets=[Set5]", f"benchmark_dir={BENCHMARK}"], "eval")
+    rows = evaluate(cfg)
+    assert [r["image"] for r in rows] == ["baby", "bird", "butterfly", "head", "woman"]
+    assert (tmp_path / "e1" / "run" / "test_results.csv").is_file()
+    cfg = compose_train(tmp_path / "e2", ["model=bicubic", "attention=none", "scale=4", "sets=[Set5]",
+                                          f"benchmark_dir={BENCHMARK}"], "eval")
+    rows = evaluate(cfg)
+    assert sum(r["psnr"] for r in rows) / 5 == pytest.approx(28.429, abs=0.005)
+
+
+def test_ddp_inside_a_local_sweep_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    cfg = compose_train(tmp_path, ["trainer=ddp"])
+    with pytest.raises(ConfigError, match="trainer.strategy=ddp cannot run inside a local `-m` sweep.*ddp_spawn"):
+        check_launch(cfg, multirun=True)
+    check_launch(cfg, multirun=False)
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_runs_and_prints_the_test_table(tmp_path: Path, cache: Path) -> None:
+    done = run_cli(*SHRINK, "trainer.max_epochs=1", "attention=msam", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "demo_test" in done.stdout and "bicubic" in done.stdout
+    out = tmp_path / "logs" / "train" / "runs" / "imdn-msam-x2-seed123-demo"
+    assert f"Outputs: {out}" in done.stdout and (out / "test_results.csv").is_file()
+
+
+def test_cli_unknown_names_list_the_valid_ones(tmp_path: Path) -> None:
+    done = run_cli("model=imdnn", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Could not find 'model/imdnn'" in done.stderr and "imdn" in done.stderr and "edsr" in done.stderr
+    done = run_cli("attention=bma", cwd=tmp_path)
+    assert "Could not find 'attention/bma'" in done.stderr and "bam_star" in done.stderr
