@@ -1,0 +1,114 @@
+"""DRLN and its Laplacian attention: every attention at every scale trains (reduced size), the
+authors' wiring (one unused fusion conv) is kept, the full-size network runs and official
+checkpoint names map onto ours. Full-size parameter counts: tests/test_params.py."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from lit_sisr.attention import ATTENTION
+from lit_sisr.backbones import build_backbone
+
+ATTENTIONS = ["original", "none", "bam", "acam", "acam_star", "msam", "msam_star", "bam_star", "cbam"]
+SCALES = [2, 3, 4]
+# Two groups of two modules; module 3 reads its group's input as module 5 (index 4) does in the
+# full network, which leaves fusion conv 2 unused.
+SMALL = dict(n_feats=16, group_sizes=[2, 2], group_input_blocks=[3])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small convs run many times slower with 2 intra-op threads when the 2 cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@functools.cache
+def full_size(scale: int) -> torch.nn.Module:
+    return build_backbone("drln", scale, "original").eval()
+
+
+def _grads(net: torch.nn.Module, scale: int) -> dict[str, torch.Tensor | None]:
+    lr = torch.rand(1, 3, 12, 12)
+    sr = net(lr)
+    assert sr.shape == (1, 3, 12 * scale, 12 * scale)
+    sr.mean().backward()
+    return {name: p.grad for name, p in net.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_reduced_drln_forward_backward(attention: str, scale: int) -> None:
+    torch.manual_seed(0)
+    grads = _grads(build_backbone("drln", scale, attention, **SMALL), scale)
+    no_grad = {name for name, g in grads.items() if g is None}
+    assert no_grad == {"fusions.2.0.weight", "fusions.2.0.bias"}
+    assert all(torch.isfinite(g).all() for g in grads.values() if g is not None)
+
+
+def test_figure_wiring_trains_every_parameter() -> None:
+    torch.manual_seed(0)
+    grads = _grads(build_backbone("drln", 2, "original", **{**SMALL, "group_input_blocks": []}), 2)
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+
+
+def test_group_input_block_must_not_start_a_group() -> None:
+    with pytest.raises(ValueError, match="not the first of its group"):
+        build_backbone("drln", 2, "original", **{**SMALL, "group_input_blocks": [2]})
+
+
+def test_laplacian_attention_matches_drln_calayer() -> None:
+    la = ATTENTION.get("la")(64)
+    assert sum(p.numel() for p in la.parameters()) == 13_900  # bam_reference.md section 2, row 12
+    assert [m.dilation for m in (la.c1[0], la.c2[0], la.c3[0])] == [(3, 3), (5, 5), (7, 7)]
+    x = torch.rand(2, 64, 5, 7)
+    y = la(x)
+    # One weight per sample and channel, in (0, 1): y / x is constant over space.
+    ratio = y / x
+    assert torch.allclose(ratio, ratio[..., :1, :1].expand_as(ratio), rtol=1e-5)
+    assert ((ratio > 0) & (ratio < 1)).all()
+
+
+def test_bam_replaces_the_laplacian_attention_in_every_module() -> None:
+    net = build_backbone("drln", 2, "bam", **SMALL)
+    assert all(type(block.att) is ATTENTION.get("bam") for block in net.blocks)
+    assert not any(isinstance(m, ATTENTION.get("la")) for m in net.modules())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", SCALES)
+def test_full_size_drln_forward(scale: int) -> None:
+    net = full_size(scale)
+    assert sum(type(m) is ATTENTION.get("la") for m in net.modules()) == 20
+    with torch.no_grad():
+        sr = net(torch.rand(1, 3, 16, 16))
+    assert sr.shape == (1, 3, 16 * scale, 16 * scale)
+    assert torch.isfinite(sr).all()
+
+
+@pytest.mark.slow
+def test_official_checkpoint_names_map_onto_ours() -> None:
+    # Names and shapes of saeed-anwar/DRLN ``model/drln.py`` x4 state dict entries (492 in all).
+    official = {
+        "sub_mean.shifter.weight": (3, 3, 1, 1),
+        "head.weight": (64, 3, 3, 3),
+        "b1.r3.body.2.weight": (256, 256, 3, 3),
+        "b1.g.body.0.weight": (64, 512, 1, 1),
+        "b20.ca.c3.body.0.weight": (4, 64, 3, 3),
+        "b7.ca.c4.body.0.bias": (64,),
+        "c4.body.0.weight": (64, 128, 3, 3),
+        "c16.body.0.weight": (64, 320, 3, 3),
+        "upsample.up.body.3.weight": (256, 64, 3, 3),
+        "tail.weight": (3, 64, 3, 3),
+    }
+    net = full_size(4)
+    ours = net.state_dict()
+    assert len(ours) == 492
+    converted = net.convert_official_state_dict({k: torch.empty(s) for k, s in official.items()})
+    assert {k: tuple(ours[k].shape) for k in converted if k in ours} == {
+        k: tuple(v.shape) for k, v in converted.items()
+    }

@@ -1,0 +1,130 @@
+"""OISR-LF-s / OISR-LF: every attention at every scale trains, both ODE blocks solve their
+scheme, the leapfrog option reproduces the official OISR sizes, official checkpoints convert.
+
+Full-size parameter counts of the paper's rows are checked in tests/test_params.py.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lit_sisr.backbones import build_backbone, count_parameters
+from lit_sisr.backbones.oisr import LeapfrogBlock, RungeKutta3Block
+from lit_sisr.weights import load_official_weights
+
+NETWORKS = ("oisr_lf_s", "oisr_lf")
+ATTENTIONS = ("original", "none", "bam", "acam", "acam_star", "msam", "msam_star", "bam_star", "cbam")
+SCALES = (2, 3, 4)
+SMALL = dict(n_blocks=1, n_feats=16)  # 16 channels leave one hidden unit at r = 16
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convs run ~50x slower with 2 intra-op threads when the 2 cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _forward_backward(net: nn.Module, scale: int) -> None:
+    x = torch.rand(1, 3, 12, 12)
+    out = net(x)
+    assert out.shape == (1, 3, 12 * scale, 12 * scale)
+    out.mean().backward()
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"{name} got no gradient"
+            assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("name", NETWORKS)
+def test_small_network_trains_with_every_attention(name: str, attention: str, scale: int) -> None:
+    torch.manual_seed(0)
+    net = build_backbone(name, scale, attention, **SMALL)
+    _forward_backward(net, scale)
+    att_params = sum(p.numel() for p in net.att.parameters())
+    # OISR has no attention of its own: `original` and `none` add nothing at the site.
+    assert (att_params == 0) == (attention in ("original", "none"))
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_small_leapfrog_network_trains(scale: int) -> None:
+    torch.manual_seed(0)
+    _forward_backward(build_backbone("oisr_lf_s", scale, "bam", block="lf", **SMALL), scale)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("name", NETWORKS)
+def test_full_size_forward(name: str, scale: int) -> None:
+    net = build_backbone(name, scale, "bam")
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16 * scale, 16 * scale)
+
+
+# Official OISR-PyTorch sizes (README/paper, K params at x2, x3, x4) of the leapfrog networks.
+OFFICIAL_LEAPFROG_K = {"oisr_lf_s": (1372.0, 1556.6, 1519.7), "oisr_lf": (4971.6, 5641.9, 5507.9)}
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_leapfrog_block_gives_the_official_sizes(name: str) -> None:
+    for scale, kilo in zip(SCALES, OFFICIAL_LEAPFROG_K[name]):
+        net = build_backbone(name, scale, "original", block="lf")
+        assert round(count_parameters(net) / 1000, 1) == kilo
+
+
+def _linear_block(block_cls: type[nn.Module], lam: float) -> nn.Module:
+    """A block whose every stage is G(y) = lam * y (identity PReLU, centre-tap conv, no bias)."""
+    channels = 4
+    block = block_cls(channels)
+    with torch.no_grad():
+        for i in range(1, block.n_stages + 1):
+            conv = getattr(block, f"conv{i}")
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[range(channels), range(channels), 1, 1] = lam
+            getattr(block, f"relu{i}").weight.fill_(1.0)
+    return block
+
+
+@pytest.mark.parametrize("lam", [0.3, -0.7])
+def test_blocks_solve_their_ode_scheme_on_the_linear_test_equation(lam: float) -> None:
+    # On y' = lam y with h = 1, Kutta's RK3 step multiplies y by the 3rd-order Taylor polynomial
+    # of exp(lam); four leapfrog steps from (y_-1, y_0) = (0, y) by 1 + 12 lam^2 + 16 lam^4.
+    y = torch.randn(1, 4, 5, 5)
+    with torch.no_grad():
+        rk3 = _linear_block(RungeKutta3Block, lam)(y)
+        lf = _linear_block(LeapfrogBlock, lam)(y)
+    torch.testing.assert_close(rk3, y * (1 + lam + lam**2 / 2 + lam**3 / 6))
+    torch.testing.assert_close(lf, y * (1 + 12 * lam**2 + 16 * lam**4))
+
+
+def test_rk3_block_has_five_learnable_coefficients() -> None:
+    block = RungeKutta3Block(8)
+    scalars = {n: p.item() for n, p in block.named_parameters() if p.numel() == 1}
+    expected = {"scale1": 0.5, "scale2": 2.0, "scale3": -1.0, "scale4": 4.0, "scale5": 1 / 6}
+    assert scalars == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("block", ["rk3", "lf"])
+def test_official_255_range_checkpoint_converts_to_unit_range(tmp_path, block: str) -> None:
+    # OISR-PyTorch trains on [0, 255] (rgb_range 255): mean-shift biases are 255 x DIV2K mean.
+    torch.manual_seed(0)
+    official = build_backbone("oisr_lf_s", 2, "original", block=block, n_blocks=2, n_feats=16).double()
+    with torch.no_grad():
+        for name, p in official.named_parameters():
+            if "mean" in name:
+                p.mul_(255.0 if name.endswith("bias") else 1.0)
+            else:
+                p.add_(0.1 * torch.randn_like(p))
+    path = tmp_path / "official.pt"
+    torch.save(official.state_dict(), path)
+
+    net = build_backbone("oisr_lf_s", 2, "original", block=block, n_blocks=2, n_feats=16).double()
+    load_official_weights(net, path)
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), official(255 * x) / 255)
