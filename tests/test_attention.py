@@ -88,6 +88,11 @@ def test_unknown_name_lists_valid_ones() -> None:
     assert "original" in attention_names() and "bam" in attention_names()
 
 
+def test_cbam_keeps_its_hard_coded_ratio_in_networks_that_reduce_by_8() -> None:
+    assert AttentionFactory("cbam")(24, reduction=8).ca.fc1.out_channels == 1  # 24 // 16, as coded
+    assert AttentionFactory("cbam", ratio=8)(24, reduction=8).ca.fc1.out_channels == 3
+
+
 def test_option_a_module_does_not_take_is_an_error() -> None:
     with pytest.raises(TypeError, match="attention 'msam' takes no option"):
         AttentionFactory("msam", reduction=8)(64)

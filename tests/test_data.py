@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import BENCHMARK, need
+from refdata import BENCHMARK, need
 from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches, five_crops, load_pair
 from lit_sisr.data.demo import SPLITS, ensure_demo_images
 from lit_sisr.data.io import ImageError, read_image

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SPEC, expected_params, need
+from refdata import SPEC, expected_params, need
 from lit_sisr.attention import AttentionFactory
 from lit_sisr.backbones import build_backbone, count_parameters
 
@@ -27,6 +27,13 @@ def test_parameter_count_matches_authors_code(row: dict) -> None:
     assert count_parameters(net) == row["params"]
 
 
-def test_expected_params_file_is_present_when_data_is() -> None:
-    need(SPEC.parent / "data", "shared data")
-    assert len(ROWS) >= 100, "expected_params.json should list every network x attention x scale"
+NETWORKS = ("edsr", "carn", "carn_m", "msrn", "slwsr32", "oisr_lf_s", "oisr_lf", "awsrn", "rcan", "imdn", "pan", "drln")
+ABLATION = ("original", "acam", "acam_star", "msam", "msam_star", "bam", "bam_star", "cbam")
+
+
+def test_every_cell_of_the_control_grid_and_the_ablation_is_checked() -> None:
+    need(SPEC / "expected_params.json", "expected parameter counts")
+    cells = {(r["model"], r["attention"], r["scale"]) for r in ROWS}
+    grid = {(m, a, s) for m in NETWORKS for a in ("original", "bam") for s in (2, 3, 4)}
+    ablation = {("imdn", a, s) for a in ABLATION for s in (2, 3, 4)}
+    assert grid | ablation <= cells

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import BENCHMARK, need
+from refdata import BENCHMARK, need
 from lit_sisr.data.io import read_image
 from lit_sisr.resize import _symmetric_index, bicubic_downscale, bicubic_upscale, imresize, modcrop
 

@@ -14,14 +14,14 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from conftest import BENCHMARK, REPO, need
+from refdata import BENCHMARK, REPO, need
 from lit_sisr.training import ConfigError, check_launch, train
 
 # A tiny IMDN on small demo patches: the whole pipeline in seconds.
 TINY_IMDN = ["model.n_feats=16", "model.n_blocks=2"]
 RUN = [
     "data.patch_size=16", "data.repeat=1", "data.batch_size=3",
-    "trainer.max_epochs=2", "trainer.accelerator=cpu", "~callbacks.progress_bar",
+    "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "trainer.accelerator=cpu", "~callbacks.progress_bar",
     "+trainer.enable_progress_bar=false",
 ]
 SHRINK = TINY_IMDN + RUN

@@ -7,7 +7,8 @@ border; PSNR = 10 log10(255^2 / MSE) in float64; SSIM uses an 11x11 Gaussian win
 sigma 1.5 (K1 = 0.01, K2 = 0.03, L = 255) and is averaged over the valid region only. A
 dataset's figure is the mean of its per-image figures.
 
-PSNR is torchmetrics' ``peak_signal_noise_ratio`` with a per-image reduction. SSIM is kornia's
+PSNR is torchmetrics' ``peak_signal_noise_ratio`` with a per-image reduction (on float64 Y; its
+float32 ln(10) moves the result by less than 1e-5 dB). SSIM is kornia's
 ``metrics.ssim(padding="valid")``, which equals the MATLAB/skimage Gaussian SSIM on the valid
 window; torchmetrics' SSIM does not (it reflect-pads before filtering: 0.4938 instead of 0.4993
 on B100 101085 x4, and Set5-B100 means 0.0002-0.0019 off the golden table). The Y conversion is

@@ -15,7 +15,7 @@ from lit_sisr.weights import load_official_weights
 
 ATTENTIONS = ("original", "none", "bam", "acam", "acam_star", "msam", "msam_star", "bam_star", "cbam")
 SCALES = (2, 3, 4)
-SMALL = dict(n_blocks=1, n_awru=2, n_feats=8, block_feats=16, kernel_sizes=(3, 5))  # r = 8: one hidden unit
+SMALL = dict(n_blocks=1, n_awru=2, n_feats=16, block_feats=32, kernel_sizes=(3, 5))  # CBAM (C // 16) needs 16
 
 
 @pytest.fixture(autouse=True)

@@ -138,12 +138,13 @@ class CBAM(nn.Module):
 
     Sequential: x' = CA(x) * x, out = SA(x') * x'. CA uses a bias-free 1x1-conv MLP with ReLU on
     avg and max pools; SA is a bias-free 7x7 conv on [mean, max] with no BatchNorm. The authors
-    hard-code the hidden size as C // 16; ``reduction`` defaults to that value.
+    hard-code the hidden size as C // 16 whatever the network, so CBAM takes ``ratio`` (default
+    16) instead of the backbones' ``reduction`` (8 in AWSRN and PAN does not apply to it).
     """
 
-    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
+    def __init__(self, channels: int, ratio: int = 16, kernel_size: int = 7) -> None:
         super().__init__()
-        self.ca = ChannelGate(channels, reduction, ("avg", "max"), act="relu")
+        self.ca = ChannelGate(channels, ratio, ("avg", "max"), act="relu")
         self.sa = SpatialGate(("avg", "max"), kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the reference data lives, and skips when it is absent.
+"""Where the reference data lives, and skips when it is absent.
 
 ``LIT_SISR_DATA`` (set by .ci/run to ../shared/data) is the data root; the reference specs and
 official weights sit beside it (``<data>/../spec``, ``<data>/../weights``), as in ../shared.

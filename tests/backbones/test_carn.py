@@ -1,0 +1,109 @@
+"""CARN and CARN-M: every attention at every scale trains, the BAM sites are the three outer
+cascade fusions, and the released CARN-M checkpoint reproduces its authors' figures."""
+from __future__ import annotations
+
+import pytest
+
+from checks import ATTENTIONS, SCALES, assert_full_size_forward, assert_trains
+from refdata import BENCHMARK, WEIGHTS, need
+from lit_sisr.attention import ATTENTION
+from lit_sisr.backbones import build_backbone, count_parameters
+from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
+from lit_sisr.weights import WeightsError, load_official_weights
+
+# (name, options): the BAM paper's CARN and CARN-M (group 1) and the official CARN-M (group 4).
+NETWORKS = [("carn", {}), ("carn_m", {}), ("carn_m", {"group": 4})]
+NETWORK_IDS = ["carn", "carn_m", "carn_m-group4"]
+SMALL = {"n_feats": 16}  # 16 // 16 = 1 hidden unit in the BAM channel MLP, still a valid module
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize(("name", "options"), NETWORKS, ids=NETWORK_IDS)
+def test_small_network_trains_with_every_attention(name: str, options: dict, attention: str, scale: int) -> None:
+    # The other scales' upsamplers are frozen (next test), so every trainable parameter is used.
+    assert_trains(build_backbone(name, scale, attention, **SMALL, **options), scale)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_only_mean_shifts_and_other_scales_upsamplers_are_frozen(scale: int) -> None:
+    net = build_backbone("carn", scale, "none", **SMALL)
+    frozen = {n.rsplit(".", 1)[0] for n, p in net.named_parameters() if not p.requires_grad}
+    others = {f"upsample.up{s}.body.{i}" for s in SCALES if s != scale for i in ((0, 3) if s == 4 else (0,))}
+    assert frozen == {"sub_mean", "add_mean"} | others
+
+
+@pytest.mark.parametrize("name", ["carn", "carn_m"])
+def test_attention_sits_after_the_three_outer_fusions(name: str) -> None:
+    net = build_backbone(name, 2, "bam")
+    bam = ATTENTION.get("bam")
+    assert sorted(n for n, m in net.named_modules() if isinstance(m, bam)) == ["c1.att", "c2.att", "c3.att"]
+    # CARN has no native attention: 'original' is 'none', the official layer names unchanged.
+    original = build_backbone(name, 2, "original").state_dict()
+    assert original.keys() == build_backbone(name, 2, "none").state_dict().keys()
+    assert not any(".att." in k for k in original)
+
+
+def test_carn_m_reuses_one_efficient_unit_per_block() -> None:
+    net = build_backbone("carn_m", 2, "none", group=4)
+    for block in (net.b1, net.b2, net.b3):
+        assert [n for n, _ in block.named_children()] == ["b1", "c1", "c2", "c3"]
+        assert block.b1.body[0].groups == 4 and block.b1.body[4].kernel_size == (1, 1)
+    assert net.upsample.up3.body[0].groups == 4
+
+
+@pytest.mark.parametrize(("scale", "thousands"), [(2, 964.2), (3, 1148.8), (4, 1111.9)])
+def test_single_scale_option_matches_official_single_scale_carn(scale: int, thousands: float) -> None:
+    # CARN paper / bam_reference.md section 2: official single-scale CARN 964.2K/1148.8K/1111.9K.
+    net = build_backbone("carn", scale, "original", multi_scale=False)
+    assert list(net.upsample.keys()) == ["up"]
+    assert round(count_parameters(net) / 1000, 1) == thousands
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("name", ["carn", "carn_m"])
+def test_full_size_forward(name: str, scale: int) -> None:
+    assert_full_size_forward(name, scale)
+
+
+def test_official_carn_m_file_fits_only_the_group_4_model() -> None:
+    path = need(WEIGHTS / "CARN-M" / "carn_m.pth", "official CARN-M weights")
+    with pytest.raises(WeightsError, match="shape mismatches"):
+        load_official_weights(build_backbone("carn_m", 2, "original"), path)  # group 1: the BAM paper's
+    with pytest.raises(WeightsError, match="missing"):
+        load_official_weights(build_backbone("carn_m", 2, "bam", group=4), path)
+
+
+# Official CARN-M (nmhkahn/CARN-pytorch checkpoint/carn_m.pth, group 4, one multi-scale model):
+# Y-PSNR / SSIM that the authors' own model code gives under the standard protocol
+# (shared/weights/README.md). The released file was retrained after the paper, so these are not
+# the paper's Table numbers.
+CARN_M_REFERENCE = {
+    ("Set5", 2): (37.678, 0.9595),
+    ("Set5", 3): (34.058, 0.9248),
+    ("Set5", 4): (31.883, 0.8910),
+    ("Set14", 2): (33.303, 0.9152),
+    ("Set14", 3): (30.103, 0.8377),
+    ("Set14", 4): (28.418, 0.7772),
+    ("B100", 2): (31.971, 0.8972),
+    ("B100", 3): (28.935, 0.8011),
+    ("B100", 4): (27.446, 0.7313),
+}
+# Set5 takes seconds; Set14 and B100 (114 images, ~3.9 TMAC over the three scales) take a few
+# minutes on two CPU cores, so they are marked `slow` (`-m "not slow"` leaves them out).
+CARN_M_CELLS = [
+    pytest.param(set_name, scale, marks=() if set_name == "Set5" else pytest.mark.slow, id=f"{set_name}-x{scale}")
+    for set_name, scale in CARN_M_REFERENCE
+]
+
+
+@pytest.mark.parametrize(("set_name", "scale"), CARN_M_CELLS)
+def test_official_carn_m_reproduces_authors_figures(set_name: str, scale: int) -> None:
+    path = need(WEIGHTS / "CARN-M" / "carn_m.pth", "official CARN-M weights")
+    need(BENCHMARK / set_name, f"benchmark {set_name}")
+    # One file for every scale: the model built for `scale` runs upsample.up{scale}.
+    net = load_official_weights(build_backbone("carn_m", scale, "original", group=4), path)
+    psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
+    ref_psnr, ref_ssim = CARN_M_REFERENCE[(set_name, scale)]
+    assert psnr == pytest.approx(ref_psnr, abs=0.005)
+    assert ssim == pytest.approx(ref_ssim, abs=0.0005)

@@ -1,0 +1,43 @@
+"""EDSR: every attention at every scale trains, BAM sits on the body output, full size runs."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from checks import ATTENTIONS, SCALES, assert_full_size_forward, assert_trains
+from lit_sisr.attention import ATTENTION
+from lit_sisr.backbones import build_backbone, count_parameters
+
+SMALL = {"n_resblocks": 2, "n_feats": 16}
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_small_edsr_trains_with_every_attention(attention: str, scale: int) -> None:
+    assert_trains(build_backbone("edsr", scale, attention, **SMALL), scale)
+
+
+def test_attention_is_one_module_before_the_global_skip() -> None:
+    net = build_backbone("edsr", 2, "bam", **SMALL)
+    assert isinstance(net.att, ATTENTION.get("bam"))
+    assert sum(isinstance(m, ATTENTION.get("bam")) for m in net.modules()) == 1
+    # EDSR has no attention of its own
+    assert count_parameters(build_backbone("edsr", 2, "original", **SMALL)) == count_parameters(
+        build_backbone("edsr", 2, "none", **SMALL))
+
+
+def test_residual_scaling_and_mean_shift_follow_the_original_edsr() -> None:
+    net = build_backbone("edsr", 2, "none")
+    assert net.body[0].res_scale == 0.1 and net.mean_shift
+    assert not any(p.requires_grad for p in net.sub_mean.parameters())
+    with torch.no_grad():
+        net.tail[-1].weight.zero_()
+        net.tail[-1].bias.zero_()
+        out = net(torch.zeros(1, 3, 4, 4))
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([0.4488, 0.4371, 0.4040]))
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_full_size_edsr_forward(scale: int) -> None:
+    net = assert_full_size_forward("edsr", scale)
+    assert len(net.body) == 33 and net.head[0].out_channels == 256  # 32 blocks + conv, 256 features
