@@ -4,11 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from refdata import BENCHMARK, WEIGHTS, need
+from refdata import BENCHMARK, need
 from lit_sisr.backbones import build_backbone
 from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
 from lit_sisr.metrics import prepare_y, psnr_y, quantize, rgb_to_y, ssim_y
-from lit_sisr.weights import load_official_weights
 
 
 def test_y_is_matlab_rgb2ycbcr() -> None:
@@ -55,21 +54,3 @@ def test_bicubic_model_matches_the_golden_table(set_name: str, scale: int) -> No
     golden_psnr, golden_ssim = GOLDEN[(set_name, scale)]
     assert psnr == pytest.approx(golden_psnr, abs=0.005)
     assert ssim == pytest.approx(golden_ssim, abs=0.0003)
-
-
-IMDN_PUBLISHED = {  # Hui et al. 2019, Table 3 (MATLAB), also in shared/weights/README.md
-    2: {"Set5": (38.00, 0.9605), "Set14": (33.63, 0.9177), "B100": (32.19, 0.8996)},
-    3: {"Set5": (34.36, 0.9270), "Set14": (30.32, 0.8417), "B100": (29.09, 0.8046)},
-    4: {"Set5": (32.21, 0.8948), "Set14": (28.58, 0.7811), "B100": (27.56, 0.7353)},
-}
-
-
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_official_imdn_reproduces_its_published_figures(scale: int) -> None:
-    weights = need(WEIGHTS / "IMDN" / f"IMDN_x{scale}.pth", "official IMDN weights")
-    need(BENCHMARK, "benchmark sets")
-    net = load_official_weights(build_backbone("imdn", scale, "original"), weights)
-    for set_name, (psnr_pub, ssim_pub) in IMDN_PUBLISHED[scale].items():
-        psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
-        assert psnr == pytest.approx(psnr_pub, abs=0.02), set_name
-        assert ssim == pytest.approx(ssim_pub, abs=0.0005), set_name

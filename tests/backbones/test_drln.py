@@ -3,57 +3,27 @@ authors' wiring (one unused fusion conv) is kept, the full-size network runs and
 checkpoint names map onto ours. Full-size parameter counts: tests/test_params.py."""
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 
+from checks import ATTENTIONS, SCALES, assert_full_size_forward, assert_trains
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import build_backbone
 
-ATTENTIONS = ["original", "none", "bam", "acam", "acam_star", "msam", "msam_star", "bam_star", "cbam"]
-SCALES = [2, 3, 4]
 # Two groups of two modules; module 3 reads its group's input as module 5 (index 4) does in the
 # full network, which leaves fusion conv 2 unused.
 SMALL = dict(n_feats=16, group_sizes=[2, 2], group_input_blocks=[3])
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convs run many times slower with 2 intra-op threads when the 2 cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@functools.cache
-def full_size(scale: int) -> torch.nn.Module:
-    return build_backbone("drln", scale, "original").eval()
-
-
-def _grads(net: torch.nn.Module, scale: int) -> dict[str, torch.Tensor | None]:
-    lr = torch.rand(1, 3, 12, 12)
-    sr = net(lr)
-    assert sr.shape == (1, 3, 12 * scale, 12 * scale)
-    sr.mean().backward()
-    return {name: p.grad for name, p in net.named_parameters() if p.requires_grad}
+UNUSED_FUSION = ("fusions.2.0.weight", "fusions.2.0.bias")
 
 
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_reduced_drln_forward_backward(attention: str, scale: int) -> None:
-    torch.manual_seed(0)
-    grads = _grads(build_backbone("drln", scale, attention, **SMALL), scale)
-    no_grad = {name for name, g in grads.items() if g is None}
-    assert no_grad == {"fusions.2.0.weight", "fusions.2.0.bias"}
-    assert all(torch.isfinite(g).all() for g in grads.values() if g is not None)
+    assert_trains(build_backbone("drln", scale, attention, **SMALL), scale, no_grad=UNUSED_FUSION)
 
 
 def test_figure_wiring_trains_every_parameter() -> None:
-    torch.manual_seed(0)
-    grads = _grads(build_backbone("drln", 2, "original", **{**SMALL, "group_input_blocks": []}), 2)
-    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert_trains(build_backbone("drln", 2, "original", **{**SMALL, "group_input_blocks": []}), 2)
 
 
 def test_group_input_block_must_not_start_a_group() -> None:
@@ -82,12 +52,8 @@ def test_bam_replaces_the_laplacian_attention_in_every_module() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", SCALES)
 def test_full_size_drln_forward(scale: int) -> None:
-    net = full_size(scale)
+    net = assert_full_size_forward("drln", scale, "original")
     assert sum(type(m) is ATTENTION.get("la") for m in net.modules()) == 20
-    with torch.no_grad():
-        sr = net(torch.rand(1, 3, 16, 16))
-    assert sr.shape == (1, 3, 16 * scale, 16 * scale)
-    assert torch.isfinite(sr).all()
 
 
 @pytest.mark.slow
@@ -105,7 +71,7 @@ def test_official_checkpoint_names_map_onto_ours() -> None:
         "upsample.up.body.3.weight": (256, 64, 3, 3),
         "tail.weight": (3, 64, 3, 3),
     }
-    net = full_size(4)
+    net = build_backbone("drln", 4, "original")
     ours = net.state_dict()
     assert len(ours) == 492
     converted = net.convert_official_state_dict({k: torch.empty(s) for k, s in official.items()})

@@ -9,60 +9,35 @@ import pytest
 import torch
 from torch import nn
 
+from checks import (ATTENTIONS, SCALES, assert_full_size_forward, assert_site_is_empty_without_attention,
+                    assert_trains)
 from lit_sisr.backbones import build_backbone, count_parameters
 from lit_sisr.backbones.oisr import LeapfrogBlock, RungeKutta3Block
 from lit_sisr.weights import load_official_weights
 
 NETWORKS = ("oisr_lf_s", "oisr_lf")
-ATTENTIONS = ("original", "none", "bam", "acam", "acam_star", "msam", "msam_star", "bam_star", "cbam")
-SCALES = (2, 3, 4)
 SMALL = dict(n_blocks=1, n_feats=16)  # 16 channels leave one hidden unit at r = 16
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convs run ~50x slower with 2 intra-op threads when the 2 cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _forward_backward(net: nn.Module, scale: int) -> None:
-    x = torch.rand(1, 3, 12, 12)
-    out = net(x)
-    assert out.shape == (1, 3, 12 * scale, 12 * scale)
-    out.mean().backward()
-    for name, p in net.named_parameters():
-        if p.requires_grad:
-            assert p.grad is not None, f"{name} got no gradient"
-            assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
 
 
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("attention", ATTENTIONS)
 @pytest.mark.parametrize("name", NETWORKS)
 def test_small_network_trains_with_every_attention(name: str, attention: str, scale: int) -> None:
-    torch.manual_seed(0)
     net = build_backbone(name, scale, attention, **SMALL)
-    _forward_backward(net, scale)
-    att_params = sum(p.numel() for p in net.att.parameters())
+    assert_trains(net, scale)
     # OISR has no attention of its own: `original` and `none` add nothing at the site.
-    assert (att_params == 0) == (attention in ("original", "none"))
+    assert_site_is_empty_without_attention(net.att, attention)
 
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_small_leapfrog_network_trains(scale: int) -> None:
-    torch.manual_seed(0)
-    _forward_backward(build_backbone("oisr_lf_s", scale, "bam", block="lf", **SMALL), scale)
+    assert_trains(build_backbone("oisr_lf_s", scale, "bam", block="lf", **SMALL), scale)
 
 
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("name", NETWORKS)
 def test_full_size_forward(name: str, scale: int) -> None:
-    net = build_backbone(name, scale, "bam")
-    with torch.no_grad():
-        assert net(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16 * scale, 16 * scale)
+    assert_full_size_forward(name, scale)
 
 
 # Official OISR-PyTorch sizes (README/paper, K params at x2, x3, x4) of the leapfrog networks.

@@ -78,7 +78,10 @@ def as_factory(attention: "AttentionFactory | str | None") -> AttentionFactory:
 
 
 # Importing the module files fills the registry; they have no other side effects.
-from lit_sisr.attention import balanced, native, pan_native, drln_native  # noqa: E402,F401
+import lit_sisr.attention.balanced  # noqa: E402,F401
+import lit_sisr.attention.drln_native  # noqa: E402,F401
+import lit_sisr.attention.native  # noqa: E402,F401
+import lit_sisr.attention.pan_native  # noqa: E402,F401
 
 __all__ = [
     "ATTENTION",

@@ -5,9 +5,12 @@ Submodule layouts follow the authors' code so that official checkpoints load by 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from lit_sisr.attention import AttentionFactory, as_factory
 
 # DIV2K RGB mean used by EDSR-PyTorch and the networks derived from it (RCAN, MSRN, DRLN, ...).
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
@@ -55,3 +58,68 @@ class Upsampler(nn.Sequential):
         else:
             raise ValueError(f"Upsampler supports scales 2^n and 3, not {scale}")
         super().__init__(*layers)
+
+
+def upsampling_tail(scale: int, channels: int) -> nn.Sequential:
+    """EDSR-PyTorch's tail: :class:`Upsampler` then a 3x3 conv to RGB (keys ``0.*``, ``1``)."""
+    return nn.Sequential(Upsampler(scale, channels), conv(channels, 3, 3))
+
+
+class MeanShiftedSR(nn.Module):
+    """Base of the networks that run on mean-free images (EDSR-PyTorch convention): ``forward``
+    subtracts the DIV2K mean (``sub_mean``), runs :meth:`reconstruct` and adds the mean back
+    (``add_mean``); ``mean_shift=False`` skips both shifts.
+
+    The two frozen :class:`MeanShift` convs are built first, as in the authors' constructors (their
+    init draws from the RNG before being overwritten), and kept even when unused: the published
+    models count them (12 parameters each).
+    """
+
+    def __init__(self, scale: int, mean_shift: bool = True) -> None:
+        super().__init__()
+        self.scale = scale
+        self.mean_shift = mean_shift
+        self.sub_mean = MeanShift(sign=-1)
+        self.add_mean = MeanShift(sign=+1)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The network proper: mean-free LR image -> mean-free SR image."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mean_shift:
+            x = self.sub_mean(x)
+        x = self.reconstruct(x)
+        return self.add_mean(x) if self.mean_shift else x
+
+
+class EDSRSkeleton(MeanShiftedSR):
+    """EDSR-PyTorch ``model/edsr.py`` skeleton, shared by EDSR, OISR and RCAN, which differ in the
+    body's blocks: mean shift, head conv, body (``n_blocks`` x ``make_block()``, then a conv), an
+    attention site on the body output, global skip from the head, :func:`upsampling_tail`.
+
+    Keys ``head.0``, ``body.<i>``, ``body.<n_blocks>``, ``att``, ``tail.0``, ``tail.1`` as in the
+    authors' code. ``attention`` builds the body-output site (native: none, r = 16; RCAN, whose
+    sites are inside its blocks, passes ``"none"``). Modules are built in the authors' order, so a
+    seeded initialisation draws the same weights.
+    """
+
+    def __init__(
+        self,
+        scale: int,
+        n_feats: int,
+        n_blocks: int,
+        make_block: Callable[[], nn.Module],
+        attention: "AttentionFactory | str | None" = None,
+        mean_shift: bool = True,
+    ) -> None:
+        super().__init__(scale, mean_shift)
+        self.head = nn.Sequential(conv(3, n_feats, 3))
+        self.body = nn.Sequential(*[make_block() for _ in range(n_blocks)], conv(n_feats, n_feats, 3))
+        self.att = as_factory(attention)(n_feats, native="none", reduction=16)
+        self.tail = upsampling_tail(scale, n_feats)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x)
+        x = x + self.att(self.body(x))
+        return self.tail(x)

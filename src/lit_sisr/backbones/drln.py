@@ -28,7 +28,7 @@ from torch import nn
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones.common import MeanShift, conv
+from lit_sisr.backbones.common import MeanShiftedSR, conv
 
 
 class ResidualUnit(nn.Module):
@@ -79,7 +79,7 @@ def relu_upsampler(scale: int, channels: int) -> nn.Sequential:
 
 
 @register_backbone("drln")
-class DRLN(nn.Module):
+class DRLN(MeanShiftedSR):
     scales = (2, 3, 4)
 
     def __init__(
@@ -91,9 +91,7 @@ class DRLN(nn.Module):
         group_input_blocks: Sequence[int] = (4,),
         mean_shift: bool = True,
     ) -> None:
-        super().__init__()
-        self.scale = scale
-        self.mean_shift = mean_shift
+        super().__init__(scale, mean_shift)
         self.group_sizes = tuple(group_sizes)
         self.group_input_blocks = frozenset(group_input_blocks)
         group_starts = {sum(self.group_sizes[:g]) for g in range(len(self.group_sizes))}
@@ -105,9 +103,6 @@ class DRLN(nn.Module):
                 f"that is not the first of its group (first modules: {sorted(group_starts)})"
             )
         factory = as_factory(attention)
-        # Kept even when unused: the published model counts them (12 parameters each).
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
         self.head = conv(3, n_feats, 3)
         self.blocks = nn.ModuleList(DRLM(n_feats, factory) for _ in range(n_blocks))
         # Fusion conv k sees the previous group's output and the k+1 modules of its group so far.
@@ -119,9 +114,7 @@ class DRLN(nn.Module):
         self.upsample = relu_upsampler(scale, n_feats)
         self.tail = conv(n_feats, 3, 3)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean_shift:
-            x = self.sub_mean(x)
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(x)
         group_input = fused = x
         index = 0
@@ -136,8 +129,7 @@ class DRLN(nn.Module):
                     fused = self.fusions[index](features)
                 index += 1
             group_input = group_input + fused
-        x = self.tail(self.upsample(x + group_input))
-        return self.add_mean(x) if self.mean_shift else x
+        return self.tail(self.upsample(x + group_input))
 
     @staticmethod
     def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones.common import MeanShift, Upsampler, conv
+from lit_sisr.backbones.common import EDSRSkeleton, conv
 
 
 class ResBlock(nn.Module):
@@ -31,7 +30,9 @@ class ResBlock(nn.Module):
 
 
 @register_backbone("edsr")
-class EDSR(nn.Module):
+class EDSR(EDSRSkeleton):
+    """The EDSR skeleton with ``n_resblocks`` residual blocks; BAM on the body output."""
+
     scales = (2, 3, 4)
 
     def __init__(
@@ -43,23 +44,11 @@ class EDSR(nn.Module):
         res_scale: float = 0.1,
         mean_shift: bool = True,
     ) -> None:
-        super().__init__()
-        self.scale = scale
-        self.mean_shift = mean_shift
-        # Kept even when unused: the published model counts them (12 parameters each).
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
-        self.head = nn.Sequential(conv(3, n_feats, 3))
-        self.body = nn.Sequential(
-            *[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], conv(n_feats, n_feats, 3)
+        super().__init__(
+            scale,
+            n_feats,
+            n_blocks=n_resblocks,
+            make_block=lambda: ResBlock(n_feats, res_scale),
+            attention=attention,
+            mean_shift=mean_shift,
         )
-        self.att = as_factory(attention)(n_feats, native="none", reduction=16)
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean_shift:
-            x = self.sub_mean(x)
-        x = self.head(x)
-        x = x + self.att(self.body(x))
-        x = self.tail(x)
-        return self.add_mean(x) if self.mean_shift else x

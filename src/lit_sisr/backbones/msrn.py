@@ -17,7 +17,7 @@ from torch import nn
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones.common import MeanShift, Upsampler, conv
+from lit_sisr.backbones.common import MeanShiftedSR, conv, upsampling_tail
 
 
 class MSRB(nn.Module):
@@ -42,7 +42,7 @@ class MSRB(nn.Module):
 
 
 @register_backbone("msrn")
-class MSRN(nn.Module):
+class MSRN(MeanShiftedSR):
     scales = (2, 3, 4)
 
     def __init__(
@@ -53,30 +53,21 @@ class MSRN(nn.Module):
         n_blocks: int = 8,
         mean_shift: bool = True,
     ) -> None:
-        super().__init__()
-        self.scale = scale
-        self.mean_shift = mean_shift
+        super().__init__(scale, mean_shift)
         factory = as_factory(attention)
-        # Kept even when unused: the published model counts them (12 parameters each).
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
         self.head = nn.Sequential(conv(3, n_feats, 3))
         self.body = nn.ModuleList(MSRB(n_feats, factory) for _ in range(n_blocks))
         self.tail = nn.Sequential(
             conv(n_feats * (n_blocks + 1), n_feats, 1),  # fuses all block outputs + head output
             conv(n_feats, n_feats, 3),
-            Upsampler(scale, n_feats),
-            conv(n_feats, 3, 3),
+            *upsampling_tail(scale, n_feats),  # flat: keys tail.2.* and tail.3, as the authors'
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean_shift:
-            x = self.sub_mean(x)
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(x)
         outs, h = [], x
         for block in self.body:
             h = block(h)
             outs.append(h)
         # Official order: block outputs first, head output last (the fusion conv's weights depend on it).
-        x = self.tail(torch.cat([*outs, x], dim=1))
-        return self.add_mean(x) if self.mean_shift else x
+        return self.tail(torch.cat([*outs, x], dim=1))

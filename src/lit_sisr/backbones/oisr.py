@@ -21,9 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones.common import MeanShift, Upsampler, conv
+from lit_sisr.backbones.common import EDSRSkeleton, conv
 
 
 class ODEBlock(nn.Module):
@@ -89,7 +88,7 @@ class LeapfrogBlock(ODEBlock):
 BLOCKS: dict[str, type[ODEBlock]] = {"rk3": RungeKutta3Block, "lf": LeapfrogBlock}
 
 
-class OISR(nn.Module):
+class OISR(EDSRSkeleton):
     """EDSR skeleton with ODE blocks; submodule names follow OISR-PyTorch ``model/edsr.py``."""
 
     scales = (2, 3, 4)
@@ -103,28 +102,16 @@ class OISR(nn.Module):
         block: str = "rk3",
         mean_shift: bool = True,
     ) -> None:
-        super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"OISR block {block!r} is not one of {sorted(BLOCKS)}")
-        self.scale = scale
-        self.mean_shift = mean_shift
-        # Kept even when unused: the published model counts them (12 parameters each).
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
-        self.head = nn.Sequential(conv(3, n_feats, 3))
-        self.body = nn.Sequential(
-            *[BLOCKS[block](n_feats) for _ in range(n_blocks)], conv(n_feats, n_feats, 3)
+        super().__init__(
+            scale,
+            n_feats,
+            n_blocks=n_blocks,
+            make_block=lambda: BLOCKS[block](n_feats),
+            attention=attention,
+            mean_shift=mean_shift,
         )
-        self.att = as_factory(attention)(n_feats, native="none", reduction=16)
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean_shift:
-            x = self.sub_mean(x)
-        x = self.head(x)
-        x = x + self.att(self.body(x))
-        x = self.tail(x)
-        return self.add_mean(x) if self.mean_shift else x
 
     @staticmethod
     def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

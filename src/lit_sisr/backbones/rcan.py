@@ -21,7 +21,7 @@ from torch import nn
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones.common import MeanShift, Upsampler, conv
+from lit_sisr.backbones.common import EDSRSkeleton, conv
 
 
 class RCAB(nn.Module):
@@ -54,7 +54,10 @@ class ResidualGroup(nn.Module):
 
 
 @register_backbone("rcan")
-class RCAN(nn.Module):
+class RCAN(EDSRSkeleton):
+    """The EDSR skeleton with residual groups as blocks. RCAN's attention sites are inside its
+    RCABs; the skeleton's site on the body output gets none (an identity, no parameters)."""
+
     scales = (2, 3, 4)
 
     def __init__(
@@ -67,24 +70,12 @@ class RCAN(nn.Module):
         reduction: int = 16,
         mean_shift: bool = True,
     ) -> None:
-        super().__init__()
-        self.scale = scale
-        self.mean_shift = mean_shift
         factory = as_factory(attention)
-        # Kept even when unused: the published model counts them (12 parameters each).
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
-        self.head = nn.Sequential(conv(3, n_feats, 3))
-        self.body = nn.Sequential(
-            *[ResidualGroup(n_feats, n_resblocks, factory, reduction) for _ in range(n_resgroups)],
-            conv(n_feats, n_feats, 3),
+        super().__init__(
+            scale,
+            n_feats,
+            n_blocks=n_resgroups,
+            make_block=lambda: ResidualGroup(n_feats, n_resblocks, factory, reduction),
+            attention="none",
+            mean_shift=mean_shift,
         )
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean_shift:
-            x = self.sub_mean(x)
-        x = self.head(x)
-        x = x + self.body(x)
-        x = self.tail(x)
-        return self.add_mean(x) if self.mean_shift else x

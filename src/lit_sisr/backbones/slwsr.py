@@ -21,7 +21,7 @@ from torch import nn
 
 from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones.common import MeanShift, Upsampler, conv
+from lit_sisr.backbones.common import MeanShiftedSR, conv, upsampling_tail
 from lit_sisr.backbones.edsr import ResBlock
 
 LEVELS = 4  # encoder and decoder levels of lwsr.py
@@ -40,16 +40,11 @@ class FusionResBlock(ResBlock):
 
 
 @register_backbone("slwsr32")
-class SLWSR(nn.Module):
+class SLWSR(MeanShiftedSR):
     scales = (2, 3, 4)
 
     def __init__(self, scale: int, attention=None, n_feats: int = 32, mean_shift: bool = True) -> None:
-        super().__init__()
-        self.scale = scale
-        self.mean_shift = mean_shift
-        # Kept even when unused: the published model counts them (12 parameters each).
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
+        super().__init__(scale, mean_shift)
         self.head = nn.Sequential(conv(3, n_feats, 3))
         self.encoder = nn.ModuleList(
             nn.Sequential(*(ResBlock(n_feats, res_scale=1.0) for _ in range(3))) for _ in range(LEVELS)
@@ -62,11 +57,9 @@ class SLWSR(nn.Module):
             for _ in range(LEVELS)
         )
         self.att = as_factory(attention)(n_feats, native="none", reduction=16)
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
+        self.tail = upsampling_tail(scale, n_feats)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mean_shift:
-            x = self.sub_mean(x)
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.head(x)
         pooled, skips, h = [x1], [], x1
         for level, blocks in enumerate(self.encoder):
@@ -82,8 +75,7 @@ class SLWSR(nn.Module):
         h = b2
         for blocks, skip in zip(self.decoder, reversed(skips)):
             h = blocks(torch.cat([h, 0.5 * skip + 0.5 * pool], dim=1))
-        x = self.tail(self.att(h) + x1)
-        return self.add_mean(x) if self.mean_shift else x
+        return self.tail(self.att(h) + x1)
 
     @staticmethod
     def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
