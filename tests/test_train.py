@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from refdata import BENCHMARK, REPO, need
 from lit_sisr.training import ConfigError, check_launch, train
@@ -53,6 +53,8 @@ def test_train_test_and_resume(tmp_path: Path, cache: Path) -> None:
     assert torch.isfinite(torch.tensor(metrics["test/demo_test/psnr"]))
     # bicubic on the demo test photos is a fixed number: the baseline column is computed, not copied
     assert 25 < metrics["test/demo_test/bicubic_psnr"] < 40
+    saved = OmegaConf.load(out / "config.yaml")  # resolved: no interpolations left
+    assert saved.model.name == "imdn" and saved.scale == 2 and saved.data.train.hr_dir.startswith(str(cache))
     rows = list(csv.DictReader((out / "test_results.csv").open()))
     assert sorted(r["image"] for r in rows) == ["camera", "chelsea"]
     mean = sum(float(r["psnr"]) for r in rows) / 2
@@ -89,6 +91,8 @@ def test_eval_of_a_checkpoint_and_of_official_weights(tmp_path: Path, cache: Pat
     rows = evaluate(cfg)
     assert [r["image"] for r in rows] == ["baby", "bird", "butterfly", "head", "woman"]
     assert (tmp_path / "e1" / "run" / "test_results.csv").is_file()
+    saved = OmegaConf.load(tmp_path / "e1" / "run" / "config.yaml")  # the checkpoint's network, not eval's defaults
+    assert saved.model.n_feats == 16 and saved.attention.name == "bam" and saved.task_name == "eval"
     cfg = compose_train(tmp_path / "e2", ["model=bicubic", "attention=none", "scale=4", "sets=[Set5]",
                                           f"benchmark_dir={BENCHMARK}"], "eval")
     rows = evaluate(cfg)
@@ -102,6 +106,10 @@ def test_ddp_inside_a_local_sweep_is_refused(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(ConfigError, match="trainer.strategy=ddp cannot run inside a local `-m` sweep.*ddp_spawn"):
         check_launch(cfg, multirun=True)
     check_launch(cfg, multirun=False)
+    with open_dict(cfg):
+        cfg.protocol = "bam"
+    with pytest.raises(ConfigError, match="protocol=bam is unknown; expected one of: standard"):
+        check_launch(cfg, multirun=False)
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -1,4 +1,11 @@
-"""Run outputs: the end-of-run test table and per-image result files."""
+"""What a run leaves in its folder: the resolved config, per-image test results, a summary, and
+the end-of-run table. ``lit_sisr.report`` reads these files back (they are the source of truth,
+W&B is not needed).
+
+Folder layout: ``config.yaml`` (the resolved run config), ``test_results.csv`` (one row per test
+image: set, scale, image, psnr, ssim, bicubic_psnr, bicubic_ssim), ``test_summary.json`` (per-set
+means and image counts), ``checkpoints/``.
+"""
 from __future__ import annotations
 
 import csv
@@ -38,6 +45,15 @@ def format_table(summary: list[dict], model_label: str) -> str:
             f"{s['bicubic_psnr']:>8.3f} / {s['bicubic_ssim']:.4f}  {s['psnr'] - s['bicubic_psnr']:>+8.3f}"
         )
     return "\n".join(lines)
+
+
+def write_config(folder: str | Path, config: dict) -> Path:
+    """``config.yaml``: the resolved configuration of the run, as plain YAML."""
+    from omegaconf import OmegaConf
+
+    path = Path(folder) / "config.yaml"
+    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(config)))
+    return path
 
 
 def write_results(folder: str | Path, rows: list[dict]) -> dict[str, Path]:

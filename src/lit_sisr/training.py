@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_sisr.backbones import count_parameters
 from lit_sisr.checkpoint_io import AtomicCheckpointIO
 from lit_sisr.module import LitSR
-from lit_sisr.reports import format_table, summarize, write_results
+from lit_sisr.outputs import format_table, summarize, write_config, write_results
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,14 @@ class ConfigError(ValueError):
     """A configuration that cannot work; the message names the option."""
 
 
+PROTOCOLS = ("standard",)
+
+
 def check_launch(cfg: DictConfig, multirun: bool) -> None:
-    """Refuse combinations known to misbehave (ecosystem_notes.md section 1)."""
+    """Refuse options that cannot work, and combinations known to misbehave
+    (ecosystem_notes.md section 1)."""
+    if cfg.get("protocol", "standard") not in PROTOCOLS:
+        raise ConfigError(f"protocol={cfg.protocol} is unknown; expected one of: {', '.join(PROTOCOLS)}")
     strategy = str(cfg.trainer.get("strategy", "auto"))
     externally_launched = "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ
     if multirun and strategy.startswith("ddp") and strategy != "ddp_spawn" and not externally_launched:
@@ -64,6 +70,8 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build(cfg)
+    if trainer.is_global_zero:
+        write_config(output_dir, model.hparams.config)
 
     trainable = count_parameters(model.net) > 0
     if trainable:
