@@ -1,5 +1,6 @@
 """Evaluate a checkpoint or official weights on benchmark sets: ``python eval.py ...`` (conf/eval.yaml)."""
 import hydra
+import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
 from omegaconf import DictConfig
 
 

@@ -1,5 +1,6 @@
 """Train and test an SR network: ``python train.py [overrides]`` (see conf/train.yaml)."""
 import hydra
+import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig

@@ -1,3 +1,31 @@
 """lit-sisr: single-image super-resolution with PyTorch Lightning and Hydra."""
+import os
+
+from omegaconf import OmegaConf
 
 __version__ = "0.1.0"
+
+
+def _launch_dir() -> str:
+    """The directory the command was started from: Hydra's ``runtime.cwd`` inside a job, else the
+    current directory. Unlike ``${hydra:runtime.cwd}`` it also resolves where Hydra has not set its
+    config yet (the sweeper resolving ``hydra.sweep.dir`` of a multirun)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.cwd)
+    return os.getcwd()
+
+
+OmegaConf.register_new_resolver("lit_sisr.launch_dir", _launch_dir, replace=True)
+
+
+def run_id(*parts: object) -> str:
+    """A stable 12-character id from the experiment and run names (the W&B run id: a re-launched or
+    requeued job continues the same W&B run)."""
+    import hashlib
+
+    return hashlib.sha1("/".join(str(p) for p in parts).encode()).hexdigest()[:12]
+
+
+OmegaConf.register_new_resolver("lit_sisr.run_id", run_id, replace=True)

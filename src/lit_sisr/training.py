@@ -4,8 +4,10 @@ Kept in the package (not in ``train.py``) so DDP spawn and submitit can pickle w
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,9 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from lit_sisr.backbones import count_parameters
-from lit_sisr.checkpoint_io import AtomicCheckpointIO
+from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
-from lit_sisr.outputs import format_table, summarize, write_config, write_results
+from lit_sisr.outputs import RESULT_FIELDS, format_table, summarize, write_config, write_results
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,28 @@ def check_launch(cfg: DictConfig, multirun: bool) -> None:
         )
 
 
+def bridge_submitit_local() -> None:
+    """submitit_local starts one process per task (like SLURM) but, unlike SLURM, Lightning does not
+    recognise them: export the torch.distributed variables (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_*)
+    so that Lightning joins the processes instead of spawning its own (ecosystem_notes.md E:6)."""
+    if (os.environ.get("SUBMITIT_EXECUTOR") == "local" and int(os.environ.get("SUBMITIT_LOCAL_NTASKS", "1")) > 1
+            and "LOCAL_RANK" not in os.environ):
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
+def _plugins() -> list:
+    plugins: list = [AtomicCheckpointIO()]
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        # submitit owns requeueing (USR2 -> checkpoint -> scontrol requeue); Lightning's own SLURM
+        # requeue (USR1, hpc_ckpt_*.ckpt) stays off so that the two never race.
+        from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return plugins
+
+
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     net = hydra.utils.instantiate(cfg.model)
@@ -54,21 +78,84 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
         test_set_names=[s.name for s in datamodule.test_sets],
         config=OmegaConf.to_container(cfg, resolve=True),
     )
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if loggers:
         callbacks.append(pl.callbacks.LearningRateMonitor(logging_interval="epoch"))
     trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_plugins()
     )
     return datamodule, model, trainer
 
 
+DONE_FILE = "done.json"
+
+
+def _training_target(cfg: DictConfig) -> dict[str, Any]:
+    """What "finished" means for a run folder: the training length asked for, and whether it was tested."""
+    trainer = cfg.trainer
+    return {"max_epochs": trainer.get("max_epochs"), "max_steps": trainer.get("max_steps", -1),
+            "test": bool(cfg.get("test", True))}
+
+
+def finished_metrics(output_dir: Path, cfg: DictConfig) -> dict[str, float] | None:
+    """The metrics recorded by a finished run of the same training length in ``output_dir``, else None.
+
+    ``done.json`` is written atomically as the very last step of :func:`train`, so a run that was
+    killed (timeout, preemption, failure) has none and is resumed from ``checkpoints/last.ckpt``;
+    a run asked to train longer than the recorded one is resumed too."""
+    path = output_dir / DONE_FILE
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    target = _training_target(cfg)
+    if any(done.get("target", {}).get(k) != v for k, v in target.items()):
+        return None
+    return done["metrics"]
+
+
+def _finish_wandb(failed: bool) -> None:
+    """End this job's W&B run (if any): one run per job, marked failed when the job failed."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=1 if failed else 0)
+
+
+def _log_test_table(trainer: pl.Trainer, rows: list[dict]) -> None:
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and rows:
+            columns = [f for f in RESULT_FIELDS if f in rows[0]]
+            logger.log_table(key="test/results", columns=columns, data=[[r[c] for c in columns] for r in rows])
+
+
 def train(cfg: DictConfig, multirun: bool = False) -> dict[str, Any]:
-    """Fit and test one configuration; returns the final metrics (for sweepers)."""
+    """Fit and test one configuration; returns the final metrics (for sweepers).
+
+    With ``resume`` on (the default), a configuration whose folder records a finished run is not
+    retrained (its recorded metrics are returned), and an unfinished one continues from
+    ``checkpoints/last.ckpt``: re-launching a sweep only runs what is left."""
+    bridge_submitit_local()
     check_launch(cfg, multirun)
-    pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("resume", True):
+        done = finished_metrics(output_dir, cfg)
+        if done is not None:
+            msg = f"{cfg.run_name}: already finished ({output_dir / DONE_FILE}), skipped"
+            log.info(msg)  # Hydra's console handler: stdout
+            return done
+    pl.seed_everything(cfg.seed, workers=True)
+    failed = True
+    try:
+        metrics = _train(cfg, output_dir)
+        failed = False
+        return metrics
+    finally:
+        _finish_wandb(failed)
+
+
+def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     datamodule, model, trainer = build(cfg)
     if trainer.is_global_zero:
         write_config(output_dir, model.hparams.config)
@@ -88,11 +175,15 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict[str, Any]:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainable else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        _log_test_table(trainer, model.test_rows)
         if trainer.is_global_zero:
             paths = write_results(output_dir, model.test_rows)
             label = f"{cfg.model.name}-{cfg.attention.name} x{cfg.scale}"
             print("\n" + format_table(summarize(model.test_rows), label))
             print(f"\nPer-image results: {paths['per_image']}")
     if trainer.is_global_zero:
+        # The very last step: a folder with done.json is a finished run (skipped on re-launch).
+        atomic_write_text(output_dir / DONE_FILE, json.dumps(
+            {"run_name": cfg.run_name, "target": _training_target(cfg), "metrics": metrics}, indent=1) + "\n")
         print(f"Outputs: {output_dir}")
     return metrics

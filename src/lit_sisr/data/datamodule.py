@@ -86,6 +86,12 @@ class SRDataModule(pl.LightningDataModule):
 
     def _eval_loader(self, data: PairedImages) -> DataLoader:
         replicas, rank = self._world()
+        if replicas > len(data):
+            # A rank without images would skip the loop and leave the others waiting in the metric sync.
+            raise ValueError(
+                f"evaluation set {data.name} has {len(data)} image(s), fewer than the {replicas} DDP processes: "
+                "every process needs at least one (use fewer devices, or a larger validation/test set)"
+            )
         sampler = UnrepeatedDistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False) if replicas > 1 else None
         return DataLoader(data, batch_size=1, sampler=sampler, num_workers=0)
 

@@ -1,0 +1,205 @@
+"""Experiments as sweeps, re-launching, W&B offline and DDP: the real CLI, shrunk."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from refdata import REPO
+from test_train import SHRINK, TINY_IMDN, cache, compose_train  # noqa: F401  (cache is a fixture)
+
+# tiny networks for a control-grid slice: `model.n_feats` / `model.n_blocks` exist in PAN and IMDN
+TINY = ["model.n_feats=16", "model.n_blocks=2"]
+
+
+def cli(*args: str, cwd: Path, script: str = "train.py") -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "WANDB_MODE": "disabled"}
+    done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        (cwd / "cli_failure.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
+
+
+def test_control_grid_slice_runs_with_smoke_and_relaunch_skips_finished_jobs(tmp_path: Path, cache: Path) -> None:
+    # one command, no -m: the experiment file makes it a multirun; the command line narrows the grid
+    args = ["experiment=control_grid", "debug=smoke", "model=pan,imdn", "attention=original", "scale=2", *TINY]
+    first = cli(*args, cwd=tmp_path)
+    assert "Launching 2 jobs locally" in first.stdout
+    sweep = tmp_path / "logs" / "control_grid" / "multirun"
+    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert names == ["imdn-original-x2-seed123-demo", "pan-original-x2-seed123-demo"]
+    for name in names:
+        assert (sweep / name / "test_results.csv").is_file() and (sweep / name / "done.json").is_file()
+        saved = json.loads((sweep / name / "done.json").read_text())
+        assert saved["metrics"]["test/demo_test/psnr"] > 0 and saved["run_name"] == name
+    ckpts = {p: p.stat().st_mtime_ns for p in sweep.glob("*/checkpoints/*.ckpt")}
+    assert len(ckpts) == 4  # best + last per job
+
+    # re-launch: a job without done.json (killed before the end) resumes, finished ones are skipped
+    (sweep / "pan-original-x2-seed123-demo" / "done.json").unlink()
+    again = cli(*args, cwd=tmp_path)
+    assert again.stdout.count("already finished") == 1 and "imdn-original-x2-seed123-demo: already" in again.stdout
+    assert "Restored all states from the checkpoint" in again.stdout + again.stderr
+    assert {p: p.stat().st_mtime_ns for p in ckpts} == ckpts  # nothing retrained
+    assert (sweep / "pan-original-x2-seed123-demo" / "done.json").is_file()
+
+
+def read_offline_run(run_dir: Path) -> dict:
+    """The run record, config, summary and exit code of an offline W&B run, read from its
+    ``run-<id>.wandb`` file (wandb >= 0.19 writes no wandb-summary.json offline, and ``wandb.Api``
+    reads only the server). The file is a LevelDB-style log of ``Record`` protobufs: a 7-byte
+    header, then 32 KiB blocks of chunks (crc32 u32, length u16, type u8: 1 full, 2 first, 3 middle, 4 last)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = next(run_dir.glob("run-*.wandb")).read_bytes()
+    assert data[:4] == b":W&B"
+    out: dict = {"config": {}, "summary": {}, "exit_code": None}
+    pos, block, chunk = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0 and length == 0:  # zero padding at the end of a block
+            pos += left
+            continue
+        chunk += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind not in (1, 4):
+            continue
+        record = pb.Record()
+        record.ParseFromString(chunk)
+        chunk = b""
+        which = record.WhichOneof("record_type")
+        if which == "run":
+            out["run"] = record.run
+        elif which == "config":
+            out["config"].update({u.key: json.loads(u.value_json) for u in record.config.update})
+        elif which == "summary":
+            for u in record.summary.update:
+                keys = list(u.nested_key) or [u.key]
+                node = out["summary"]
+                for k in keys[:-1]:
+                    node = node.setdefault(k, {})
+                node[keys[-1]] = json.loads(u.value_json)
+        elif which == "exit":
+            out["exit_code"] = record.exit.exit_code
+    return out
+
+
+def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, monkeypatch) -> None:
+    import wandb
+
+    from lit_sisr import run_id
+    from lit_sisr.module import LitSR
+    from lit_sisr.training import train
+
+    for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # offline is the config's default
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_train(tmp_path, SHRINK + ["logger=wandb", "trainer.max_epochs=1", "trainer.log_every_n_steps=1"])
+    wid = cfg.logger.wandb.id
+    assert wid == run_id("train", "imdn-bam-x2-seed123-demo") and cfg.logger.wandb.mode == "offline"
+    metrics = train(cfg)
+    assert wandb.run is None  # finished
+    runs = list((tmp_path / "run" / "wandb").glob(f"offline-run-*-{wid}"))
+    assert len(runs) == 1
+    run = read_offline_run(runs[0])
+    assert (run["run"].run_group, run["run"].job_type, list(run["run"].tags)) == ("train", "imdn-bam-x2", ["imdn", "bam", "x2"])
+    assert run["run"].display_name == "imdn-bam-x2-seed123-demo" and run["exit_code"] == 0
+    summary = run["summary"]
+    assert summary["test/demo_test/psnr"] == pytest.approx(metrics["test/demo_test/psnr"], abs=1e-6)
+    for key in ("train/loss_step", "train/loss_epoch", "lr-Adam", "val/psnr", "val/ssim", "test/demo_test/ssim"):
+        assert key in summary, sorted(summary)
+    assert summary["test/results"]["_type"] == "table-file" and summary["test/results"]["nrows"] == 2
+    table = json.loads((runs[0] / "files" / summary["test/results"]["path"]).read_text())
+    assert sorted(row[2] for row in table["data"]) == ["camera", "chelsea"]
+    saved = run["config"]["config"]  # the resolved run config, plain data
+    assert saved["model"]["name"] == "imdn" and saved["run_name"] == "imdn-bam-x2-seed123-demo"
+
+    # a failing job still finishes its run, marked failed
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(LitSR, "training_step", boom)
+    cfg = compose_train(tmp_path / "failed", SHRINK + ["logger=wandb", "seed=7"])
+    with pytest.raises(RuntimeError, match="boom"):
+        train(cfg)
+    assert wandb.run is None
+    (failed,) = (tmp_path / "failed" / "run" / "wandb").glob(f"offline-run-*-{cfg.logger.wandb.id}")
+    assert read_offline_run(failed)["exit_code"] == 1
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_counts_each_test_image_once(tmp_path: Path, cache: Path) -> None:
+    from lit_sisr.training import build
+
+    # demo_test has 2 images, `three` 3: split over 2 ranks, a padding sampler would score one twice
+    test_sets = (f"data.test=[{{name:demo_test,hr_dir:'{cache}/demo/test'}},"
+                 f"{{name:three,hr_dir:'{cache}/demo/train',split:[0,3]}}]")
+    val = ["data.val.name=two", f"data.val.hr_dir={cache}/demo/train", "+data.val.split=[3,5]"]  # 1 image per rank
+    args = [*SHRINK, "trainer.max_epochs=1", test_sets, *val]
+    cli("trainer=ddp", "trainer.devices=2", *args, cwd=tmp_path)
+    out = tmp_path / "logs" / "train" / "runs" / "imdn-bam-x2-seed123-demo"
+    rows = list(csv.DictReader((out / "test_results.csv").open()))
+    assert [(r["set"], r["image"]) for r in rows] == [
+        ("demo_test", "camera"), ("demo_test", "chelsea"),
+        ("three", "astronaut"), ("three", "colorwheel"), ("three", "hubble_deep_field")]
+    ddp_metrics = json.loads((out / "done.json").read_text())["metrics"]
+    (best,) = (out / "checkpoints").glob("best-*.ckpt")
+
+    # the same checkpoint tested by one process
+    cfg = compose_train(tmp_path / "one", args + ["trainer.devices=1", "logger=none"])
+    datamodule, model, trainer = build(cfg)
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(best), weights_only=False, verbose=False)
+    single = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert len(model.test_rows) == len(rows)
+    for one, row in zip(model.test_rows, rows):
+        assert (one["set"], one["image"]) == (row["set"], row["image"])
+        assert one["psnr"] == pytest.approx(float(row["psnr"]), abs=1e-5)
+        assert one["ssim"] == pytest.approx(float(row["ssim"]), abs=1e-5)
+    for name in ("demo_test", "three"):
+        for key in ("psnr", "ssim", "bicubic_psnr"):
+            assert ddp_metrics[f"test/{name}/{key}"] == pytest.approx(single[f"test/{name}/{key}"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_of_two_ddp_jobs(tmp_path: Path, cache: Path) -> None:
+    # the SLURM path on one machine: one submitit job per configuration, one task per device; each
+    # job is a 2-process DDP run (tasks_per_node = trainer.devices), in its config-named folder
+    done = cli("hydra/launcher=local", "experiment=control_grid", "debug=smoke", "model=pan,imdn", "attention=bam",
+               "scale=2", *TINY, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", cwd=tmp_path)
+    assert "Submitit 'local' sweep output dir" in done.stdout
+    sweep = tmp_path / "logs" / "control_grid" / "multirun"
+    for model in ("pan", "imdn"):
+        out = sweep / f"{model}-bam-x2-seed123-demo"
+        log = (out / "train.log").read_text()
+        assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log
+        rows = list(csv.DictReader((out / "test_results.csv").open()))
+        assert sorted(r["image"] for r in rows) == ["camera", "chelsea"]  # each test image once
+        assert json.loads((out / "done.json").read_text())["metrics"]["test/demo_test/psnr"] > 0
+
+
+def test_slurm_launcher_config_runs_one_task_per_gpu_and_requeues(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = compose_train(tmp_path, ["experiment=control_grid", "hydra/launcher=slurm", "trainer=ddp",
+                                   "trainer.devices=4", "trainer.num_nodes=2", "hydra.launcher.partition=gpu"])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (4, 4, 2)
+    assert launcher["max_num_timeout"] > 0 and launcher["additional_parameters"] == {"requeue": True}
+    assert launcher["partition"] == "gpu" and launcher["array_parallelism"] > 0 and launcher["timeout_min"] > 0
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.sweep.subdir == "imdn-bam-x2-seed123-div2k"
