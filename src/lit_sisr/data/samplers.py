@@ -1,19 +1,85 @@
-"""Samplers that make training reproducible and evaluation exact under DDP."""
+"""Samplers that make training reproducible, resumable mid-epoch, and evaluation exact under DDP."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
+
+# (epoch, batches of that epoch already trained)
+Position = Callable[[], "tuple[int, int]"]
+
+
+def training_position(trainer: Any) -> tuple[int, int]:
+    """Where the fit loop of ``trainer`` stands: (epoch to iterate, batches of it already trained).
+
+    Read from Lightning's own progress counters, which every checkpoint carries and a resume
+    restores, so the sampler needs no state of its own. Two Lightning 2.6.6 facts shape this:
+
+    * The epoch is read here rather than taken from ``set_epoch``: after a resume with
+      ``num_workers > 0`` the DataLoader iterates the sampler before Lightning calls ``set_epoch``
+      (Lightning-AI/pytorch-lightning#21938; ecosystem_notes.md section 6.1).
+    * A mid-epoch resume restores the batch counter but restarts the DataLoader from the start of
+      the epoch unless the loader is "stateful" (``fit_loop.setup_data``,
+      ``training_epoch_loop.reset``): the sampler itself must skip the batches already trained.
+
+    The sampler is iterated either before the loops reset their counters after a restore (workers
+    prefetch when the iterator is created) or after (``num_workers=0`` iterates lazily). Both
+    states give the same answer: a checkpoint written after the last batch of an epoch
+    (``is_last_batch``, before the loops reset) means the next epoch (``started``), from its start;
+    otherwise the epoch is ``processed`` (completed epochs) and ``ready`` batches of it are done.
+    """
+    loop = trainer.fit_loop
+    epochs, batches = loop.epoch_progress.current, loop.epoch_loop.batch_progress
+    if batches.is_last_batch:
+        return int(epochs.started), 0
+    return int(epochs.processed), int(batches.current.ready)
 
 
 class EpochSampler(DistributedSampler):
-    """A shuffling ``DistributedSampler`` that yields ``(index, epoch)``.
+    """A shuffling ``DistributedSampler`` that yields ``(index, epoch)`` and resumes mid-epoch.
 
     The dataset seeds each item's crop and augmentation from (seed, epoch, index), so a sample
     does not depend on worker count or on the global RNG. Works for one process too
-    (``num_replicas=1, rank=0``). Lightning calls ``set_epoch`` before each epoch.
+    (``num_replicas=1, rank=0``).
+
+    ``position`` (e.g. ``functools.partial(training_position, trainer)``) is asked at each
+    ``__iter__`` for (epoch, batches already trained in it); the first ``batches * batch_size``
+    indices of this rank's shard are then skipped, so a resumed epoch continues with the exact
+    next batch (the skipped batches are full ones: only an epoch's last batch can be short, and a
+    finished epoch restarts at batch 0). ``len()`` stays the
+    full epoch: Lightning counts the skipped batches itself. Without ``position`` the sampler
+    uses ``set_epoch`` and starts each epoch at its beginning.
     """
 
+    def __init__(self, dataset: Any, *args: Any, batch_size: int = 1, position: Position | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(dataset, *args, **kwargs)
+        self.batch_size = batch_size
+        self.position = position
+
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        epoch = self.epoch
-        return ((int(i), epoch) for i in super().__iter__())
+        if self.position is not None:
+            epoch, done = self.position()
+            self.set_epoch(epoch)
+        else:
+            epoch, done = self.epoch, 0
+        indices = list(super().__iter__())[done * self.batch_size:]
+        return iter([(int(i), epoch) for i in indices])
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an :class:`EpochSampler` with a position: resumable mid-epoch.
+
+    Lightning 2.6.6 calls a loader "resumable" when it has ``state_dict``/``load_state_dict``
+    (it warns otherwise on a mid-epoch resume, ``training_epoch_loop.reset``). Here nothing needs
+    restoring: the position lives in Lightning's progress counters, which checkpoints carry and
+    the sampler reads (:func:`training_position`). ``state_dict`` records it for inspection only.
+    """
+
+    def state_dict(self) -> dict[str, int]:
+        position = getattr(self.sampler, "position", None)
+        epoch, done = position() if position is not None else (getattr(self.sampler, "epoch", 0), 0)
+        return {"epoch": epoch, "batches_done": done}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Nothing to load: the sampler reads the restored fit-loop progress itself."""

@@ -1,0 +1,186 @@
+"""Training-safety callbacks: stop on a non-finite loss, checkpoint and stop (or requeue) on a signal.
+
+Both are enabled in ``conf/callbacks/default.yaml``; docs/reliability.md describes the behaviour.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss (or was about to save non-finite weights)."""
+
+
+class Preempted(SystemExit):
+    """The job stops because of a signal, after saving its checkpoint (a resumable stop, not a bug):
+    the message for a plain run, or submitit's exit code after it requeued the job."""
+
+
+def _last_good_checkpoint(trainer: pl.Trainer, fallback: str | None) -> str | None:
+    """The newest checkpoint file the run's checkpoint callbacks know of (else ``fallback``)."""
+    paths = {fallback} if fallback else set()
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            paths |= {cb.last_model_path, cb.best_model_path}
+        elif isinstance(cb, SignalCheckpoint):
+            paths.add(cb.path)
+    existing = [p for p in paths if p and Path(p).is_file()]
+    return max(existing, key=lambda p: Path(p).stat().st_mtime_ns) if existing else None
+
+
+def _any_rank(trainer: pl.Trainer, flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank (a no-op for a single process)."""
+    if trainer.world_size == 1:
+        return flag
+    return bool(trainer.strategy.reduce_boolean_decision(flag, all=False))
+
+
+class FiniteLossGuard(pl.Callback):
+    """Stop training at the first NaN/infinite loss, before the optimizer step that would spread it
+    into the weights, with one line naming the step and the last good checkpoint; and refuse to
+    write any checkpoint whose weights are not finite, so a bad state never replaces a good file.
+
+    The loss is checked in ``on_before_backward`` (inside the optimizer closure, before
+    ``backward`` and ``optimizer.step``), so the weights and optimizer state in memory are still
+    those of the previous step; raising there ends ``fit`` through Lightning's exception path,
+    which saves nothing by itself (no ``OnExceptionCheckpoint`` is configured).
+    """
+
+    def __init__(self) -> None:
+        self._resumed_from: str | None = None
+        self._last_saved_step: int | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.ckpt_path:
+            self._resumed_from, self._last_saved_step = str(trainer.ckpt_path), trainer.global_step
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if not _any_rank(trainer, bad):
+            return
+        good = _last_good_checkpoint(trainer, self._resumed_from)
+        where = f"{good} (step {self._last_saved_step})" if good else "none (no checkpoint saved yet)"
+        value = loss.detach().float().sum().item() if bad else "non-finite on another rank"
+        raise NonFiniteLossError(
+            f"training loss is {value} at step {trainer.global_step + 1} (epoch {trainer.current_epoch}, batch "
+            f"{trainer.fit_loop.epoch_loop.batch_idx + 1}): training stopped before this step's update, nothing "
+            f"saved. Last good checkpoint: {where}. Lower the learning rate or check the data before resuming."
+        )
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        for key in ("state_dict", "current_model_state"):  # current_model_state: EMAWeightAveraging's raw weights
+            for name, value in (checkpoint.get(key) or {}).items():
+                if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    raise NonFiniteLossError(
+                        f"refusing to save a checkpoint at step {checkpoint.get('global_step')}: {key}.{name} has "
+                        f"NaN/inf values (the previous checkpoint is kept: "
+                        f"{_last_good_checkpoint(trainer, self._resumed_from)})"
+                    )
+        self._last_saved_step = int(checkpoint.get("global_step", trainer.global_step))
+
+
+def _under_submitit() -> bool:
+    return "SUBMITIT_EXECUTOR" in os.environ
+
+
+def _submitit_signal() -> signal.Signals:
+    """submitit's timeout/preemption signal (SIGUSR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise)."""
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+
+
+class SignalCheckpoint(Checkpoint):
+    """On SIGTERM or SIGUSR2 during training: finish the current batch, save ``path`` (normally
+    ``checkpoints/last.ckpt``, the file a re-run resumes from), then stop.
+
+    * Plain run: exit with status 1 and a one-line message saying to re-run the same command.
+    * Under submitit (``hydra/launcher=local|slurm``): after saving, the timeout/preemption signal
+      (USR2) is handed to submitit's own handler, which calls the Hydra launcher's ``checkpoint()``,
+      requeues the same job (same folder, same W&B id) and exits; SIGTERM, which submitit ignores
+      (SLURM sends it before killing or requeueing a job itself), only triggers the save.
+
+    Why not Lightning's ``OnExceptionCheckpoint`` alone: submitit's handler raises ``SystemExit``
+    wherever the main thread happens to be (e.g. halfway through ``optimizer.step``), so a
+    checkpoint written from ``on_exception`` can hold a half-updated state. Here the handler only
+    records the signal; the save happens at a batch boundary, the same place as the periodic
+    checkpoints, so the resume is exact. Under DDP the ranks agree on the stop (one boolean
+    all-reduce per step). The handlers are installed for the training loop only (``on_train_start``
+    to ``on_train_end``); a signal during validation waits for the next batch end, one at the end
+    of training stops without a new save (the last epoch's checkpoint is on disk), and outside
+    training the previous handlers (submitit's, Lightning's) act as before. A subclass of
+    ``Checkpoint`` so that Lightning runs it after the other callbacks (EMA updates first).
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+        self.path = str(Path(dirpath) / filename)
+        self._pending: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def _signals(self) -> list[int]:
+        return sorted({signal.SIGTERM, signal.SIGUSR2, _submitit_signal()})
+
+    def _record(self, signum: int, frame: Any) -> None:
+        if self._pending is None:
+            self._pending = signum
+            log.warning("received %s: saving a checkpoint after the current batch", signal.Signals(signum).name)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.received_sigterm:  # arrived while fit was starting, caught by Lightning's own handler
+            trainer._signal_connector.received_sigterm = False
+            self._pending = signal.SIGTERM
+        for signum in self._signals:
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._record)
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if _any_rank(trainer, self._pending is not None):
+            trainer.save_checkpoint(self.path)
+            self._stop(trainer, saved=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if _any_rank(trainer, self._pending is not None):
+            self._stop(trainer, saved=False)
+        self._restore_handlers()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore_handlers()
+
+    def _stop(self, trainer: pl.Trainer, saved: bool) -> None:
+        signum = self._pending if self._pending is not None else signal.SIGTERM  # another rank's signal
+        self._pending = None
+        name = signal.Signals(signum).name
+        what = (f"checkpoint saved at step {trainer.global_step} (epoch {trainer.current_epoch}): {self.path}"
+                if saved else f"training had ended; last checkpoint: {_last_good_checkpoint(trainer, None)}")
+        if _under_submitit():
+            if signum == signal.SIGTERM:
+                log.warning("%s under submitit: %s; continuing (submitit leaves SIGTERM to SLURM)", name, what)
+                return
+            log.warning("%s: %s; handing over to submitit (requeue)", name, what)
+            handler = self._previous.get(signum)
+            self._restore_handlers()
+            if callable(handler):
+                try:
+                    handler(signum, None)  # submitit: launcher.checkpoint(), requeue, sys.exit (rank 0 only)
+                except SystemExit as requeued:
+                    raise Preempted(requeued.code) from requeued
+            return
+        message = f"stopped by {name}: {what}. Re-run the same command to resume from it."
+        log.error(message)
+        raise Preempted(message)

@@ -1,0 +1,199 @@
+"""Exact resume: a run killed mid-epoch (SIGKILL, or SIGTERM with its checkpoint) and re-run ends
+bit-identical to an uninterrupted run, with EMA, an epoch LR schedule and 0 or 2 DataLoader workers."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from refdata import REPO
+from test_train import SHRINK, cache, compose_train  # noqa: F401  (cache is a fixture)
+
+# A tiny IMDN without attention (BAM is 6x slower on CPU and changes nothing here); 6 demo photos
+# x repeat 2 / batch 2 = 6 batches per epoch, 2 epochs; a mid-epoch last.ckpt every 4 steps; EMA
+# on; the learning rate halves every epoch (scheduler state matters).
+RESUME = SHRINK + [
+    "attention=none", "callbacks=ema", "data.repeat=2", "data.batch_size=2", "trainer.max_epochs=2",
+    "callbacks.step_checkpoint.every_n_train_steps=4", "scheduler.step_size=1", "trainer.deterministic=true",
+    "test=false", "logger=none",
+]
+STEPS = 12
+
+
+class Probe(pl.Callback):
+    """Test instrument, enabled with ``+callbacks.probe={_target_:test_resume.Probe,record:...}``.
+
+    Appends ``<global step> <batch checksum>`` to ``record`` before each training step (flushed,
+    so a killed process keeps its lines). With ``pause_at``, before that step it writes
+    ``<record>.paused`` (its pid) and waits for ``<record>.go``: the test signals this process at a
+    known step, then lets it go on (once: a resumed or requeued run does not pause again)."""
+
+    def __init__(self, record: str, pause_at: int | None = None) -> None:
+        self.record, self.pause_at = Path(record), pause_at
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        paused, go = self.record.with_suffix(".paused"), self.record.with_suffix(".go")
+        if trainer.global_step == self.pause_at and not paused.exists():
+            paused.write_text(str(os.getpid()))
+            deadline = time.monotonic() + 120
+            while not go.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"nobody released {paused}")
+                time.sleep(0.02)
+        digest = hashlib.sha1(b"".join(t.numpy().tobytes() for t in batch)).hexdigest()[:16]
+        with self.record.open("a") as f:
+            f.write(f"{trainer.global_step} {digest}\n")
+
+
+def probe(record: Path, pause_at: int | None = None) -> str:
+    pause = f",pause_at:{pause_at}" if pause_at is not None else ""
+    return f"+callbacks.probe={{_target_:test_resume.Probe,record:'{record}'{pause}}}"
+
+
+def steps(record: Path) -> list[tuple[int, str]]:
+    return [(int(a), b) for a, b in (line.split() for line in record.read_text().splitlines())]
+
+
+def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path} never appeared (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
+def start_train(args: list[str], cwd: Path, extra_env: dict | None = None) -> tuple[subprocess.Popen, Path]:
+    """train.py in a subprocess; output to a file (DataLoader workers outlive a SIGKILLed parent
+    for a moment and would hold a pipe open)."""
+    log = cwd / "train.log.txt"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+           **(extra_env or {})}
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested checkpoint content as {dotted key: leaf}."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+    if isinstance(tree, (list, tuple)):
+        return {k: v for i, value in enumerate(tree) for k, v in flat(value, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+def training_state(ckpt: Path) -> dict[str, Any]:
+    """Everything that determines further training: weights (EMA and raw), optimizer, scheduler, EMA state."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    keys = ("state_dict", "current_model_state", "averaging_state", "optimizer_states", "lr_schedulers", "global_step")
+    assert all(k in state for k in keys), sorted(state)
+    return flat({k: state[k] for k in keys})
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+    """The uninterrupted run (in this process): final training state and the batches it trained."""
+    tmp = tmp_path_factory.mktemp("straight")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LIT_SISR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    try:
+        from lit_sisr.training import train
+
+        train(compose_train(tmp, RESUME + [probe(tmp / "probe.txt")]))
+    finally:
+        mp.undo()
+    record = steps(tmp / "probe.txt")
+    assert [s for s, _ in record] == list(range(STEPS))
+    return training_state(tmp / "run" / "checkpoints" / "last.ckpt"), record
+
+
+# (DataLoader workers, signal, the step before which the test signals the subprocess, the step
+# of the checkpoint it leaves: SIGKILL -> the last periodic one (every 4 steps; epochs end at 6, 12),
+# SIGTERM -> one saved after the step in progress)
+CASES = [(0, signal.SIGKILL, 5, 4), (2, signal.SIGKILL, 10, 8), (2, signal.SIGTERM, 8, 9)]
+
+
+@pytest.mark.parametrize(("workers", "signum", "at", "saved"), CASES, ids=["w0-kill-epoch0", "w2-kill-epoch1", "w2-term"])
+def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cache: Path, straight, workers: int,
+                                                             signum: signal.Signals, at: int, saved: int) -> None:
+    from lit_sisr.training import train
+
+    final, batches = straight
+    args = RESUME + [f"data.num_workers={workers}", f"hydra.run.dir={tmp_path / 'run'}"]
+    record = tmp_path / "probe.txt"
+    proc, log = start_train(args + [probe(record, pause_at=at)], tmp_path, {"LIT_SISR_CACHE": str(cache)})
+    wait_for(record.with_suffix(".paused"), proc, log)
+    proc.send_signal(signum)
+    record.with_suffix(".go").touch()
+    code = proc.wait(timeout=120)
+    text = log.read_text()
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == saved  # mid-epoch
+    if signum == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+        assert steps(record) == batches[:at]
+    else:  # the step in progress finishes and is saved; an error exit says how to resume
+        assert code == 1, text[-3000:]
+        assert f"stopped by SIGTERM: checkpoint saved at step {saved} (epoch 1)" in text, text[-3000:]
+        assert "Re-run the same command to resume" in text
+        assert steps(record) == batches[:saved]
+    assert not list(last.parent.glob(".*.tmp"))
+
+    # re-run the same configuration (here in-process): it continues at the saved step, with the exact next batch
+    resumed = tmp_path / "resumed.txt"
+    train(compose_train(tmp_path, args + [probe(resumed)]))
+    assert steps(resumed) == batches[saved:]
+    state = training_state(last)
+    assert state.keys() == final.keys()
+    different = [k for k in final if not (torch.equal(state[k], final[k]) if torch.is_tensor(final[k])
+                                          else state[k] == final[k])]
+    assert not different, different
+
+
+def test_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(tmp_path: Path, cache: Path,
+                                                                              monkeypatch) -> None:
+    from lit_sisr.callbacks import NonFiniteLossError
+    from lit_sisr.module import LitSR
+    from lit_sisr.training import DONE_FILE, train
+
+    original = LitSR.training_step
+
+    def nan_at_step_5(self, batch, batch_idx):
+        loss = original(self, batch, batch_idx)
+        return loss * float("nan") if self.global_step == 4 else loss
+
+    monkeypatch.setattr(LitSR, "training_step", nan_at_step_5)
+    cfg = compose_train(tmp_path, RESUME + ["callbacks.step_checkpoint.every_n_train_steps=2"])
+    with pytest.raises(NonFiniteLossError) as stop:
+        train(cfg)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    message = str(stop.value)
+    assert "\n" not in message and message.startswith("training loss is nan at step 5 (epoch 0, batch 5)"), message
+    assert f"Last good checkpoint: {last} (step 4)" in message
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state["global_step"] == 4 and all(torch.isfinite(w).all() for w in state["current_model_state"].values())
+    assert not (tmp_path / "run" / DONE_FILE).exists()
+
+
+def test_checkpoints_with_non_finite_weights_are_refused() -> None:
+    from types import SimpleNamespace
+
+    from lit_sisr.callbacks import FiniteLossGuard, NonFiniteLossError
+
+    guard, trainer = FiniteLossGuard(), SimpleNamespace(checkpoint_callbacks=[], global_step=3)
+    guard.on_save_checkpoint(trainer, None, {"global_step": 3, "state_dict": {"w": torch.ones(2)}})
+    bad = {"global_step": 4, "state_dict": {"w": torch.ones(2)}, "current_model_state": {"w": torch.tensor([1.0, float("inf")])}}
+    with pytest.raises(NonFiniteLossError, match=r"refusing to save a checkpoint at step 4: current_model_state.w has NaN/inf"):
+        guard.on_save_checkpoint(trainer, None, bad)
