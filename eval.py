@@ -1,15 +1,24 @@
-"""Evaluate a checkpoint or official weights on benchmark sets: ``python eval.py ...`` (conf/eval.yaml)."""
+"""Evaluate a checkpoint or official weights on benchmark sets: ``python eval.py ...`` (conf/eval.yaml).
+
+Bad inputs end with one line ``error: ...`` on stderr, exit status 2 and no new run folder
+(see train.py and docs/errors.md).
+"""
 import hydra
 import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+
+from lit_sisr.validation import check_eval_config, guard_run_folder, run_cli
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    from lit_sisr.evaluate_cli import evaluate
+    with guard_run_folder(HydraConfig.get().runtime.output_dir, exit_on_user_error=True):
+        check_eval_config(cfg)
+        from lit_sisr.evaluate_cli import evaluate
 
-    evaluate(cfg)
+        evaluate(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

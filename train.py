@@ -1,18 +1,29 @@
-"""Train and test an SR network: ``python train.py [overrides]`` (see conf/train.yaml)."""
+"""Train and test an SR network: ``python train.py [overrides]`` (see conf/train.yaml).
+
+A bad input (unknown option value, missing or unreadable data, unusable checkpoint) ends with one
+line ``error: ...`` on stderr and exit status 2, and leaves no new run folder behind; a bug keeps
+its traceback (``HYDRA_FULL_ERROR=1`` or ``LIT_SISR_DEBUG=1`` shows it for every error).
+"""
 import hydra
 import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lit_sisr.validation import check_run_config, guard_run_folder, run_cli
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from lit_sisr.training import train
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    with guard_run_folder(hydra_cfg.runtime.output_dir, exit_on_user_error=not multirun):
+        check_run_config(cfg)
+        from lit_sisr.training import train
 
-    metrics = train(cfg, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)
+        metrics = train(cfg, multirun=multirun)
     return metrics.get("val/psnr")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

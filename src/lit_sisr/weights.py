@@ -9,6 +9,7 @@ Matching is strict: a missing or unexpected key is an error that lists a few of 
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -20,19 +21,43 @@ class WeightsError(RuntimeError):
 
 
 def read_state(path: str | Path) -> dict:
-    """``torch.load`` with ``weights_only=True`` and errors that name the file."""
+    """``torch.load`` with ``weights_only=True`` and one-line errors that name the file.
+
+    A pickle that would import and call anything but tensors and plain containers is refused
+    before any of it runs (PyTorch's restricted unpickler); the message says which callable it
+    asked for. Truncated, empty or foreign files get "not a readable PyTorch checkpoint"."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weight file not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        found = _UNSAFE_GLOBAL.search(str(err))
+        if found:
+            raise WeightsError(
+                f"{path}: refused to load: unpickling it would call {found.group(1)} (only tensors and plain "
+                "containers are allowed, weights_only=True), so it may run code; do not load it unless you trust its source"
+            ) from None
         raise WeightsError(
-            f"{path}: refused to unpickle objects that are not plain tensors/containers "
-            f"(weights_only=True); the file may run code on load. Details: {str(err).splitlines()[0]}"
+            f"{path}: not a readable PyTorch checkpoint (the restricted unpickler rejected it: "
+            f"{_reason(err)}); corrupted, or not a checkpoint?"
         ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    except Exception as err:  # corrupted zip, truncated or empty file, foreign format: all "unreadable"
+        raise WeightsError(
+            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {_reason(err)}); corrupted or truncated?"
+        ) from None
+
+
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def _reason(err: BaseException) -> str:
+    """The informative part of a torch.load error, on one line."""
+    text = str(err)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", text, re.S)
+    text = detail.group(1) if detail else text
+    first = " ".join(text.split()).split(". ")[0]
+    return first or "empty or truncated file"
 
 
 def _extract_state_dict(obj: dict, path: Path) -> dict[str, torch.Tensor]:
@@ -61,11 +86,33 @@ def load_lightning_weights(net: nn.Module, path: str | Path, prefix: str = "net.
     """Load the network part of a lit-sisr checkpoint; returns the checkpoint's hyper-parameters."""
     path = Path(path)
     ckpt = read_state(path)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise WeightsError(f"{path}: not a lit-sisr checkpoint (no 'state_dict')")
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise WeightsError(f"{path}: not a lit-sisr checkpoint (no 'state_dict'); for an authors' file use weights=<file>")
+    hparams = ckpt.get("hyper_parameters") or {}
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    _load_strict(net, state, path)
-    return ckpt.get("hyper_parameters", {})
+    try:
+        _load_strict(net, state, path)
+    except WeightsError as err:
+        raise WeightsError(f"{err} {_trained_as(hparams)}".rstrip()) from None
+    return hparams
+
+
+def check_lightning_checkpoint(net: nn.Module, path: str | Path, prefix: str = "net.") -> None:
+    """Raise :class:`WeightsError` unless the lit-sisr checkpoint ``path`` fits ``net`` exactly
+    (same keys and shapes); ``net`` is left unchanged. For resuming: a checkpoint of another
+    network, width or scale is named in one line instead of a state-dict dump."""
+    import copy
+
+    load_lightning_weights(copy.deepcopy(net), path, prefix)
+
+
+def _trained_as(hparams: dict) -> str:
+    config = hparams.get("config") if isinstance(hparams, dict) else None
+    try:
+        return (f"(the checkpoint was trained as model={config['model']['name']} "
+                f"attention={config['attention']['name']} scale={config['scale']})")
+    except (TypeError, KeyError):
+        return ""
 
 
 def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
