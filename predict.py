@@ -1,0 +1,21 @@
+"""Super-resolve image files with a checkpoint or authors' weights: ``python predict.py ...``
+(conf/predict.yaml, docs/inference.md).
+
+Bad inputs end with one line ``error: ...`` on stderr and exit status 2 (as eval.py).
+"""
+import hydra
+import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
+from omegaconf import DictConfig
+
+from lit_sisr.validation import run_cli
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    from lit_sisr.predict_cli import predict
+
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    run_cli(main)
