@@ -48,8 +48,13 @@ class ChannelGate(nn.Module):
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = sum(self.fc2(self.act(self.fc1(_pool_channels(x, p)))) for p in self.pools)
+        logits = self._mlp(_pool_channels(x, self.pools[0]))
+        for p in self.pools[1:]:  # not sum(): no "0 + tensor" op
+            logits = logits + self._mlp(_pool_channels(x, p))
         return torch.sigmoid(logits)
+
+    def _mlp(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(pooled)))
 
 
 class SpatialGate(nn.Module):
@@ -84,9 +89,14 @@ class BalancedAttention(nn.Module):
             return x * self.sa(x)
         if self.sa is None:
             return x * self.ca(x)
-        # Scale by the small channel map first: one full-size product fewer than
-        # materialising the C x H x W outer product of the two maps.
-        return (x * self.ca(x)) * self.sa(x)
+        # Two broadcast products with the small maps (N x C x 1 x 1, then N x 1 x H x W), never
+        # the C x H x W outer product of the maps. Without autograd the second product is done in
+        # place: one full-size tensor allocated instead of two (same arithmetic, same bits).
+        # With autograd it cannot be: the first product is what the second one's backward reads.
+        ca, sa = self.ca(x), self.sa(x)
+        if torch.is_grad_enabled():
+            return (x * ca) * sa
+        return torch.mul(x, ca).mul_(sa)
 
 
 register_attention("bam")(BalancedAttention)
@@ -149,4 +159,6 @@ class CBAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.ca(x)
-        return x * self.sa(x)
+        if torch.is_grad_enabled():
+            return x * self.sa(x)
+        return x.mul_(self.sa(x))  # x is our own product here: scale it in place (the map is computed first)

@@ -1,0 +1,105 @@
+"""Evaluation wall time of IMDN x4 on Set5 + Set14 + B100, split into decode, model and metric time.
+
+The loop is :func:`lit_sisr.evaluation.evaluate_benchmark`'s (standard protocol: stored LR
+files, SR rounded to 8 bits, MATLAB Y, shave, Gaussian SSIM), with a clock around each part:
+``decode`` (PNG pair to float tensors), ``model`` (the forward under ``no_grad``) and ``metric``
+(PSNR and SSIM of the image). The per-image figures leave the device once, at the end (one
+transfer for the whole set, as in ``LitSR.test_step``'s one per batch). Weights: the authors'
+``IMDN_x4.pth`` when present (the printed PSNR then checks the run), else random.
+
+With default arguments only the first ``--limit`` images of each set are timed, so that the run
+takes a few minutes on two CPU cores; ``--limit 0`` evaluates the whole sets.
+
+    python benchmarks/evaluation.py [--limit 5] [--repeats 3] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bam_cost import build  # noqa: E402
+from common import footer, header, median, table  # noqa: E402
+
+from lit_sisr.data.io import read_image, to_float  # noqa: E402
+from lit_sisr.evaluation import benchmark_pairs  # noqa: E402
+from lit_sisr.protocols import get_protocol  # noqa: E402
+from lit_sisr.weights import load_official_weights  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def evaluate(net, pairs, scale: int, device: torch.device) -> tuple[dict[str, float], float]:
+    """Seconds spent per part over all pairs, and the mean PSNR."""
+    protocol = get_protocol("standard")
+    spent = {"decode": 0.0, "model": 0.0, "metric": 0.0}
+    psnrs = []
+    with torch.no_grad():
+        for _, hr_path, lr_path in pairs:
+            t0 = time.perf_counter()
+            lr, hr = protocol.make_pair(read_image(lr_path), read_image(hr_path), scale)
+            lr, hr = to_float(lr)[None].to(device), to_float(hr)[None].to(device)
+            sync(device)
+            t1 = time.perf_counter()
+            sr = net(lr)
+            sync(device)
+            t2 = time.perf_counter()
+            psnr, _ = protocol.score(sr, hr, scale)
+            psnrs.append(psnr)
+            sync(device)
+            t3 = time.perf_counter()
+            spent["decode"] += t1 - t0
+            spent["model"] += t2 - t1
+            spent["metric"] += t3 - t2
+    mean = float(torch.cat(psnrs).mean())  # the one device-to-host transfer
+    return spent, mean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("LIT_SISR_DATA", "/work/shared/data"))
+    parser.add_argument("--sets", nargs="+", default=["Set5", "Set14", "B100"])
+    parser.add_argument("--limit", type=int, default=5, help="images per set (0: all)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    header(f"Evaluation: IMDN x{args.scale} on {' + '.join(args.sets)}, {device.type}")
+    net = build("imdn", args.scale, "original")
+    weights = Path(args.data).parent / "weights" / "IMDN" / f"IMDN_x{args.scale}.pth"
+    if weights.is_file():
+        load_official_weights(net, weights)
+    print(f"- weights: {weights if weights.is_file() else 'random (authors file not found)'}")
+    net = net.eval().to(device)
+    pairs = []
+    for s in args.sets:
+        found = benchmark_pairs(Path(args.data) / "benchmark", s, args.scale)
+        pairs += found[: args.limit] if args.limit else found
+    runs = [evaluate(net, pairs, args.scale, device) for _ in range(args.repeats)]
+    parts = {k: median([r[0][k] for r in runs]) for k in ("decode", "model", "metric")}
+    total = sum(parts.values())
+    print(f"- {len(pairs)} images; mean PSNR {runs[0][1]:.3f} dB (standard protocol)")
+    print()
+    rows = [(k, f"{v:.2f}", f"{1000 * v / len(pairs):.0f}", f"{100 * v / total:.1f}%") for k, v in parts.items()]
+    rows.append(("total", f"{total:.2f}", f"{1000 * total / len(pairs):.0f}", "100%"))
+    print(table(["part", "seconds (median)", "ms per image", "share"], rows))
+    print()
+    footer()
+
+
+if __name__ == "__main__":
+    main()
