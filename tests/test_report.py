@@ -294,3 +294,18 @@ def test_crop_figure_from_tiny_checkpoints(tmp_path: Path) -> None:
         assert im.format == "PNG" and im.size[0] > im.size[1]
     assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     assert f"figures/{png.name}" in (out / "report.md").read_text()
+
+
+def test_self_ensemble_and_approximate_tiles_get_their_own_protocol(tmp_path: Path) -> None:
+    from lit_sisr.report.runs import load_run
+
+    plain = write_run(tmp_path, "plain", "imdn", "bam", 2, 1, {"Set5": [(30.0, 0.9)] * 3})
+    ens = write_run(tmp_path, "ens", "imdn", "bam", 2, 1, {"Set5": [(30.1, 0.9)] * 3})
+    tiles = write_run(tmp_path, "tiles", "imdn", "bam", 2, 1, {"Set5": [(29.9, 0.9)] * 3})
+    exact = write_run(tmp_path, "exact", "imdn", "bam", 2, 1, {"Set5": [(30.0, 0.9)] * 3})
+    for folder, extra in ((ens, {"self_ensemble": True}), (tiles, {"tile": 64, "tile_exact": False}),
+                          (exact, {"tile": 64, "tile_exact": True})):
+        cfg = OmegaConf.merge(OmegaConf.load(folder / "config.yaml"), extra)
+        OmegaConf.save(cfg, folder / "config.yaml")
+    assert [load_run(f).protocol for f in (plain, ens, tiles, exact)] == [
+        "standard", "standard + self-ensemble x8", "standard + approximate tiles", "standard"]

@@ -62,7 +62,7 @@ def read_offline_run(run_dir: Path) -> dict:
 
     data = next(run_dir.glob("run-*.wandb")).read_bytes()
     assert data[:4] == b":W&B"
-    out: dict = {"config": {}, "summary": {}, "exit_code": None}
+    out: dict = {"config": {}, "summary": {}, "exit_code": None, "preempting": False}
     pos, block, chunk = 7, 32768, b""
     while pos + 7 <= len(data):
         left = block - pos % block
@@ -94,6 +94,8 @@ def read_offline_run(run_dir: Path) -> dict:
                 node[keys[-1]] = json.loads(u.value_json)
         elif which == "exit":
             out["exit_code"] = record.exit.exit_code
+        elif which == "preempting":
+            out["preempting"] = True
     return out
 
 
@@ -114,6 +116,9 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
     assert wid == run_id("train", "imdn-bam-x2-seed123-demo") and cfg.logger.wandb.mode == "offline"
     metrics = train(cfg)
     assert wandb.run is None  # finished
+    # wandb.finish() returns before W&B's service process has written the whole offline file (the
+    # exit record was missing under load): stop the service, which flushes it, before reading.
+    wandb.teardown()
     runs = list((tmp_path / "run" / "wandb").glob(f"offline-run-*-{wid}"))
     assert len(runs) == 1
     run = read_offline_run(runs[0])
@@ -124,6 +129,9 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
     for key in ("train/loss_step", "train/loss_epoch", "lr-Adam", "val/psnr", "val/ssim", "test/demo_test/ssim"):
         assert key in summary, sorted(summary)
     assert summary["test/results"]["_type"] == "table-file" and summary["test/results"]["nrows"] == 2
+    samples = summary["val/samples"]  # bicubic | SR | HR crops of the first validation images
+    assert samples["_type"] == "images/separated" and samples["count"] == 1, samples  # demo_val: 1 image
+    assert samples["width"] == 3 * 128 + 2 * 4 and samples["height"] == 128
     table = json.loads((runs[0] / "files" / summary["test/results"]["path"]).read_text())
     assert sorted(row[2] for row in table["data"]) == ["camera", "chelsea"]
     saved = run["config"]["config"]  # the resolved run config, plain data
@@ -138,6 +146,7 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
     with pytest.raises(RuntimeError, match="boom"):
         train(cfg)
     assert wandb.run is None
+    wandb.teardown()
     (failed,) = (tmp_path / "failed" / "run" / "wandb").glob(f"offline-run-*-{cfg.logger.wandb.id}")
     assert read_offline_run(failed)["exit_code"] == 1
 
@@ -163,7 +172,7 @@ def test_ddp_on_two_cpu_processes_counts_each_test_image_once(tmp_path: Path, ca
     # the same checkpoint tested by one process
     cfg = compose_train(tmp_path / "one", args + ["trainer.devices=1", "logger=none"])
     datamodule, model, trainer = build(cfg)
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(best), weights_only=False, verbose=False)
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(best), weights_only=True, verbose=False)
     single = {k: float(v) for k, v in trainer.callback_metrics.items()}
     assert len(model.test_rows) == len(rows)
     for one, row in zip(model.test_rows, rows):

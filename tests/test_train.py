@@ -108,7 +108,7 @@ def test_ddp_inside_a_local_sweep_is_refused(tmp_path: Path, monkeypatch) -> Non
     check_launch(cfg, multirun=False)
     with open_dict(cfg):
         cfg.protocol = "bam"
-    with pytest.raises(ConfigError, match="protocol=bam is unknown; expected one of: standard"):
+    with pytest.raises(ConfigError, match="protocol=bam is unknown; expected one of: standard, bam_paper"):
         check_launch(cfg, multirun=False)
 
 
@@ -132,3 +132,24 @@ def test_cli_unknown_names_list_the_valid_ones(tmp_path: Path) -> None:
     assert "Could not find 'model/imdnn'" in done.stderr and "imdn" in done.stderr and "edsr" in done.stderr
     done = run_cli("attention=bma", cwd=tmp_path)
     assert "Could not find 'attention/bma'" in done.stderr and "bam_star" in done.stderr
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path: Path, cache: Path) -> None:
+    cfg = compose_train(tmp_path / "a", SHRINK + ["trainer.max_epochs=1", "test=false"])
+    train(cfg)
+    source = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    # lr 0: the fine-tuning run keeps exactly the weights it started from
+    cfg = compose_train(tmp_path / "b", SHRINK + ["trainer.max_epochs=1", "test=false", "optimizer.lr=0",
+                                                  f"init_from={source}"])
+    train(cfg)
+    before = torch.load(source, weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_drln_finetune_experiment_is_the_papers_adddata_run(tmp_path: Path) -> None:
+    cfg = compose_train(tmp_path, ["experiment=drln_finetune", "scale=4"])
+    assert (cfg.model.name, cfg.attention.name, cfg.data.name) == ("drln", "bam", "flickr2k")
+    assert cfg.optimizer.lr == 6e-5 and cfg.scheduler is None and cfg.trainer.max_epochs == 100
+    assert cfg.data.train.hr_dir.endswith("Flickr2K/Flickr2K_HR") and cfg.data.val.name == "div2k_val"
+    assert cfg.run_name == "drln-bam-x4-seed123-flickr2k"

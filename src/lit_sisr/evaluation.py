@@ -1,4 +1,4 @@
-"""Evaluating a network on benchmark sets under the standard protocol, outside Lightning.
+"""Evaluating a network on benchmark sets under an evaluation protocol, outside Lightning.
 
 Used by ``eval.py`` for official weights and by tests; the Lightning test loop uses the same
 metric functions. Benchmarks follow the EDSR layout: ``<root>/<Set>/HR/<name>.png`` and
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from lit_sisr.data.io import list_images, read_image, to_float
-from lit_sisr.metrics import psnr_ssim_y
+from lit_sisr.protocols import Protocol, get_protocol
 
 
 @dataclass(frozen=True)
@@ -39,19 +40,25 @@ def benchmark_pairs(root: str | Path, set_name: str, scale: int) -> list[tuple[s
 
 @torch.no_grad()
 def evaluate_benchmark(
-    net: nn.Module, root: str | Path, set_name: str, scale: int, device: str | torch.device = "cpu"
+    net: nn.Module, root: str | Path, set_name: str, scale: int, device: str | torch.device = "cpu",
+    protocol: str | Protocol = "standard",
+    inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[ImageResult]:
-    """Per-image Y-PSNR/SSIM of ``net`` (RGB [0,1] in and out) on one benchmark set."""
+    """Per-image Y-PSNR/SSIM of ``net`` (RGB [0,1] in and out) on one benchmark set, with the
+    pairs made and scored as ``protocol`` says (:mod:`lit_sisr.protocols`). ``inference`` (e.g. a
+    :class:`lit_sisr.inference.Inference`: self-ensemble, tiles) computes ``sr`` from ``(net, lr)``
+    instead of ``net(lr)``."""
+    protocol = get_protocol(protocol)
     net = net.eval().to(device)
     results = []
     for name, hr_path, lr_path in benchmark_pairs(root, set_name, scale):
-        lr = to_float(read_image(lr_path))[None].to(device)
-        hr = to_float(read_image(hr_path))[None].to(device)
-        sr = net(lr)
+        lr, hr = protocol.make_pair(read_image(lr_path) if protocol.uses_lr_files else None, read_image(hr_path), scale)
+        lr, hr = to_float(lr)[None].to(device), to_float(hr)[None].to(device)
+        sr = net(lr) if inference is None else inference(net, lr)
         expected = (lr.shape[-2] * scale, lr.shape[-1] * scale)
         if tuple(sr.shape[-2:]) != expected:
             raise RuntimeError(f"{lr_path}: output {tuple(sr.shape[-2:])}, expected {expected}")
-        psnr, ssim = psnr_ssim_y(sr, hr, scale)
+        psnr, ssim = protocol.score(sr, hr, scale)
         results.append(ImageResult(set_name, scale, name, float(psnr), float(ssim)))
     return results
 

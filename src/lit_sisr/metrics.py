@@ -70,17 +70,18 @@ def psnr_y(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Tensor:
 def ssim_y(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Tensor:
     """Per-image Y-SSIM (shape N), Gaussian window 11x11, sigma 1.5, valid region only."""
     sr_y, hr_y = prepare_y(sr, hr, scale)
-    return _ssim(sr_y, hr_y)
+    return ssim_of_y(sr_y, hr_y)
 
 
 def psnr_ssim_y(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Both per-image figures from one preparation (what evaluation loops call)."""
     sr_y, hr_y = prepare_y(sr, hr, scale)
     psnr = peak_signal_noise_ratio(sr_y, hr_y, data_range=255.0, dim=(1, 2, 3), reduction="none")
-    return psnr, _ssim(sr_y, hr_y)
+    return psnr, ssim_of_y(sr_y, hr_y)
 
 
-def _ssim(sr_y: torch.Tensor, hr_y: torch.Tensor) -> torch.Tensor:
+def ssim_of_y(sr_y: torch.Tensor, hr_y: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian SSIM of prepared (shaved) Y images on 0..255, valid region only."""
     # kornia fixes sigma = 1.5, K1 = 0.01, K2 = 0.03 for an 11x11 window, as MATLAB's ssim.m.
     ssim_map = kornia.metrics.ssim(sr_y, hr_y, window_size=11, max_val=255.0, padding="valid")
     return ssim_map.mean(dim=(1, 2, 3))

@@ -2,7 +2,8 @@
 
 Training: L1 loss on RGB in [0, 1], Adam (lr 1e-4) and a step schedule halving the learning rate
 every 200 epochs (BAM paper Sec. 4.1; bam_reference.md section 5), all from config.
-Evaluation: the standard protocol of :mod:`lit_sisr.metrics` per image; dataset figures are
+Evaluation: per image, under the run's ``protocol`` (:mod:`lit_sisr.protocols`: ``standard`` is
+:mod:`lit_sisr.metrics`, ``bam_paper`` the BAM authors' evaluation); dataset figures are
 torchmetrics ``MeanMetric``s of per-image values, so they are exact means under DDP as long as
 each image is seen once (the DataModule's samplers guarantee that). Every test step also scores
 MATLAB bicubic upscaling of the same LR image, so each test table carries its baseline row.
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from lit_sisr.metrics import psnr_ssim_y
+from lit_sisr.protocols import get_protocol
 from lit_sisr.backbones.bicubic import Bicubic
 
 
@@ -30,22 +31,61 @@ class LitSR(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         test_set_names: list[str] | None = None,
         config: dict | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+        protocol: str = "standard",
     ) -> None:
         super().__init__()
         # The network is rebuilt from ``config`` (the resolved run config, plain data) when a
         # checkpoint is loaded; callables and modules stay out of the checkpoint.
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "inference"])
         self.net = net
+        self.inference = inference
+        # How SR outputs are scored (lit_sisr.protocols; the DataModule makes the pairs to match).
+        self.protocol = get_protocol(protocol)
         self.scale = scale
         self.bicubic = Bicubic(scale)
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-4))
         self.scheduler_factory = scheduler
-        self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
+        # nan_strategy="disable": the default ("warn") checks every update for NaN with a host sync
+        # (a GPU round trip per image), and would drop a NaN image from the mean; disabled, a NaN
+        # image makes the set's mean NaN, which is visible.
+        self.val_psnr, self.val_ssim = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
         self.test_set_names = list(test_set_names or [])
         self.test_metrics = nn.ModuleDict(
-            {f"{s}_{k}": MeanMetric() for s in self.test_set_names for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
+            {f"{s}_{k}": MeanMetric(nan_strategy="disable")
+             for s in self.test_set_names for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
         )
         self.test_rows: list[dict] = []
+        # Speed knobs (docs/benchmarks.md), applied in setup() so that they happen in every process.
+        self.channels_last, self.compile_net = channels_last, compile
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_net and getattr(self.net, "_compiled_call_impl", None) is None:
+            # nn.Module.compile() compiles the network in place: parameter names (and so
+            # checkpoints) stay those of the eager network. Never torch.compile(LightningModule):
+            # it crashes in self.log with torch 2.13 + PL 2.6.6 (ecosystem_notes.md 6.3, pitfall 21).
+            self.net.compile()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 images (``data.train_dtype=uint8``) become levels / 255 on the model's device,
+        as :func:`lit_sisr.data.io.to_float` would have made them; with ``channels_last`` images
+        are laid out NHWC for the network."""
+        if not isinstance(batch, (list, tuple)):
+            return batch
+        return type(batch)(self._image(t) for t in batch)
+
+    def _image(self, t: Any) -> Any:
+        if not (torch.is_tensor(t) and t.dim() == 4):
+            return t
+        if t.dtype == torch.uint8:
+            t = t.float().div_(255)
+        if self.channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         return self.net(lr)
@@ -65,11 +105,13 @@ class LitSR(pl.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     def _score(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sr = self.net(lr)
+        # ``inference`` (lit_sisr.inference.Inference: self-ensemble, tiles) maps (net, lr) to SR;
+        # a plain value, not a module, so checkpoints are unchanged.
+        sr = self.net(lr) if self.inference is None else self.inference(self.net, lr)
         expected = (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale)
         if tuple(sr.shape[-2:]) != expected:
             raise RuntimeError(f"network output {tuple(sr.shape[-2:])} for LR {tuple(lr.shape[-2:])}; expected {expected}")
-        return psnr_ssim_y(sr.float(), hr, self.scale)
+        return self.protocol.score(sr.float(), hr, self.scale)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         lr, hr, _ = batch
@@ -86,18 +128,19 @@ class LitSR(pl.LightningModule):
         lr, hr, index = batch
         set_name = self.test_set_names[dataloader_idx]
         psnr, ssim = self._score(lr, hr)
-        b_psnr, b_ssim = psnr_ssim_y(self.bicubic(lr), hr, self.scale)
+        b_psnr, b_ssim = self.protocol.score(self.bicubic(lr), hr, self.scale)
         names = self.trainer.datamodule.test_data[dataloader_idx].names if self.trainer.datamodule else None
         for key, value in (("psnr", psnr), ("ssim", ssim), ("bicubic_psnr", b_psnr), ("bicubic_ssim", b_ssim)):
             metric = self.test_metrics[f"{set_name}_{key}"]
             metric.update(value)
             self.log(f"test/{set_name}/{key}", metric, on_epoch=True, batch_size=lr.shape[0], add_dataloader_idx=False)
-        for i in range(lr.shape[0]):
-            idx = int(index[i])
+        # One device-to-host transfer per batch for the per-image rows (not one per value).
+        values = torch.stack([v.double() for v in (psnr, ssim, b_psnr, b_ssim, index)], dim=1).cpu().tolist()
+        for p, s, bp, bs, idx in values:
+            idx = int(idx)
             self.test_rows.append({
                 "set": set_name, "scale": self.scale, "image": names[idx] if names else str(idx),
-                "psnr": float(psnr[i]), "ssim": float(ssim[i]),
-                "bicubic_psnr": float(b_psnr[i]), "bicubic_ssim": float(b_ssim[i]),
+                "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs,
             })
 
     def on_test_epoch_end(self) -> None:

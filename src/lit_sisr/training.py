@@ -14,20 +14,20 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lit_sisr.backbones import count_parameters
+from lit_sisr.callbacks import Preempted
 from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
 from lit_sisr.outputs import RESULT_FIELDS, format_table, summarize, write_config, write_results
+from lit_sisr.protocols import PROTOCOLS
+from lit_sisr.validation import ConfigError
+from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights
 
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot work; the message names the option."""
-
-
-PROTOCOLS = ("standard",)
 
 
 def check_launch(cfg: DictConfig, multirun: bool) -> None:
@@ -68,7 +68,8 @@ def _plugins() -> list:
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    protocol = cfg.get("protocol", "standard")
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all", protocol=protocol)
     net = hydra.utils.instantiate(cfg.model)
     model = LitSR(
         net=net,
@@ -77,6 +78,9 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         test_set_names=[s.name for s in datamodule.test_sets],
         config=OmegaConf.to_container(cfg, resolve=True),
+        channels_last=bool(cfg.get("channels_last", False)),
+        compile=bool(cfg.get("compile", False)),
+        protocol=protocol,
     )
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -114,10 +118,13 @@ def finished_metrics(output_dir: Path, cfg: DictConfig) -> dict[str, float] | No
     return done["metrics"]
 
 
-def _finish_wandb(failed: bool) -> None:
-    """End this job's W&B run (if any): one run per job, marked failed when the job failed."""
+def _finish_wandb(failed: bool, preempted: bool = False) -> None:
+    """End this job's W&B run (if any): one run per job, marked failed when the job failed, and
+    marked preempting when it stopped on a signal (it continues under the same id when resumed)."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
+        if preempted:
+            wandb.run.mark_preempting()
         wandb.finish(exit_code=1 if failed else 0)
 
 
@@ -146,13 +153,31 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict[str, Any]:
             log.info(msg)  # Hydra's console handler: stdout
             return done
     pl.seed_everything(cfg.seed, workers=True)
-    failed = True
+    failed, preempted = True, False
     try:
         metrics = _train(cfg, output_dir)
         failed = False
         return metrics
+    except Preempted:
+        preempted = True
+        raise
+    except SIGTERMException as stop:
+        preempted = True
+        # Lightning's own SIGTERM stop (outside the training loop, e.g. while testing) exits with
+        # status 0; make it a failure that says what to do. During training the SignalCheckpoint
+        # callback handles SIGTERM itself (checkpoint, then this kind of message).
+        raise SystemExit(f"stopped by SIGTERM before {cfg.run_name} finished: re-run the same command to resume "
+                         f"({output_dir})") from stop
     finally:
-        _finish_wandb(failed)
+        _finish_wandb(failed, preempted)
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str:
+    """The best checkpoint by the monitored metric (other checkpoint callbacks write last.ckpt only)."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, pl.callbacks.ModelCheckpoint) and callback.monitor and callback.best_model_path:
+            return callback.best_model_path
+    return ""
 
 
 def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -165,15 +190,22 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         last = output_dir / "checkpoints" / "last.ckpt"
         ckpt_path = str(last) if cfg.get("resume", True) and last.is_file() else None
         if ckpt_path:
+            # A checkpoint of another network, width or scale: one line naming it, not a state-dict dump.
+            check_lightning_checkpoint(model.net, last)
             log.info("Resuming from %s", ckpt_path)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        elif cfg.get("init_from"):
+            # Fine-tuning (e.g. experiment=drln_finetune): start from another run's network weights;
+            # optimiser, schedule and counters start afresh. A resume of this run ignores it.
+            load_lightning_weights(model.net, cfg.init_from)
+            log.info("Initialised the network from %s", cfg.init_from)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     else:
         log.info("model %s has no parameters: nothing to train, testing only", cfg.model.name)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test", True) and datamodule.test_sets:
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainable else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        best = _best_checkpoint(trainer) if trainable else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         _log_test_table(trainer, model.test_rows)
         if trainer.is_global_zero:

@@ -1,14 +1,15 @@
 """The Lightning DataModule: training patches, one validation set, any number of test sets."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches
-from lit_sisr.data.samplers import EpochSampler
+from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches, collate_patches
+from lit_sisr.data.samplers import EpochSampler, ResumableLoader, training_position
 
 
 def _image_set(spec: ImageSet | dict) -> ImageSet:
@@ -39,6 +40,10 @@ class SRDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         prepare: Callable[[], Any] | None = None,
+        cache: bool = False,
+        cache_dir: str | None = None,
+        train_dtype: str = "float32",
+        protocol: str = "standard",
     ) -> None:
         super().__init__()
         self.name, self.scale = name, scale
@@ -47,6 +52,15 @@ class SRDataModule(pl.LightningDataModule):
         self.patch_size, self.five_crop, self.augment, self.repeat = patch_size, five_crop, augment, repeat
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self._prepare = prepare
+        # Decoded training images memory-mapped from cache_dir (data/cache.py); training batches
+        # as uint8 levels when train_dtype="uint8" (LitSR divides by 255 on its device).
+        if cache and not cache_dir:
+            raise ValueError("data.cache=true needs data.cache_dir (a folder for the decoded images)")
+        self.cache_dir = cache_dir if cache else None
+        self.train_dtype = train_dtype
+        # How validation and test pairs are made (lit_sisr.protocols); training patches always
+        # use the standard MATLAB-bicubic degradation.
+        self.protocol = protocol
         self.train_data: TrainPatches | None = None
         self.val_data: PairedImages | None = None
         self.test_data: list[PairedImages] = []
@@ -58,22 +72,25 @@ class SRDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_data is None:
             self.train_data = TrainPatches(
-                self.train_set, self.scale, self.patch_size, self.five_crop, self.augment, self.repeat, self.seed
+                self.train_set, self.scale, self.patch_size, self.five_crop, self.augment, self.repeat, self.seed,
+                cache_dir=self.cache_dir, dtype=self.train_dtype,
             )
         if stage in (None, "fit", "validate") and self.val_data is None:
-            self.val_data = PairedImages(self.val_set, self.scale)
+            self.val_data = PairedImages(self.val_set, self.scale, self.protocol)
         if stage in (None, "test") and not self.test_data:
-            self.test_data = [PairedImages(s, self.scale) for s in self.test_sets]
+            self.test_data = [PairedImages(s, self.scale, self.protocol) for s in self.test_sets]
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
     def _loader(self, data, sampler, batch_size: int) -> DataLoader:
-        return DataLoader(
+        # ResumableLoader: a plain DataLoader that Lightning accepts as resumable mid-epoch (samplers.py)
+        return ResumableLoader(
             data,
             batch_size=batch_size,
             sampler=sampler,
+            collate_fn=collate_patches,  # whole batches from TrainPatches.__getitems__, as built
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=False,
@@ -81,7 +98,11 @@ class SRDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         replicas, rank = self._world()
-        sampler = EpochSampler(self.train_data, num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
+        # Under a trainer the sampler reads the epoch and the batches already trained from the fit
+        # loop: exact mid-epoch resume with any num_workers (samplers.training_position).
+        position = partial(training_position, self.trainer) if self.trainer is not None else None
+        sampler = EpochSampler(self.train_data, num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed,
+                               drop_last=True, batch_size=self.batch_size, position=position)
         return self._loader(self.train_data, sampler, self.batch_size)
 
     def _eval_loader(self, data: PairedImages) -> DataLoader:

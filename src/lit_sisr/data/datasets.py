@@ -1,9 +1,11 @@
 """SR datasets: random paired patches for training, whole images for validation and testing.
 
-Decoded images are cached in memory as uint8 tensors when a dataset is built (one decode per
-file per run, shared copy-on-write with forked DataLoader workers); LR images are read from an LR
-folder in the EDSR naming (``<stem>x<s>.png``) or made with the MATLAB-exact bicubic
-(:mod:`lit_sisr.resize`) from the top-left modcrop of HR.
+Training images are decoded once: into process memory, or (``cache_dir``) into memory-mapped
+``.npy`` files that are checked against their sources, reused by later runs and shared page by
+page with every DataLoader worker (:mod:`lit_sisr.data.cache`). Whole training batches are cut
+straight from the stored images (:meth:`TrainPatches.__getitems__`), optionally as uint8 levels.
+LR images are read from an LR folder in the EDSR naming (``<stem>x<s>.png``) or made with the
+MATLAB-exact bicubic (:mod:`lit_sisr.resize`) from the top-left modcrop of HR.
 
 Training follows the BAM authors' protocol (bam_reference.md section 5) with the standard
 degradation: optionally five crops per image (four corners and centre, half size; a 5x
@@ -16,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from lit_sisr.data.cache import DecodedCache
 from lit_sisr.data.io import ImageError, list_images, read_image, to_float
+from lit_sisr.protocols import get_protocol
 from lit_sisr.resize import bicubic_downscale
 
 
@@ -55,14 +60,16 @@ def _lr_path(lr_dir: str, hr: Path, scale: int) -> Path:
     raise ImageError(f"{hr}: no LR image {hr.stem}x{scale}{hr.suffix} in {lr_dir}")
 
 
-def load_pair(hr_path: Path, lr_dir: str | None, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(LR, HR) uint8 tensors, HR cropped top-left to exactly LR size * scale."""
+def load_pair(hr_path: Path, lr_dir: str | None, scale: int, protocol: str = "standard") -> tuple[torch.Tensor, torch.Tensor]:
+    """(LR, HR) uint8 tensors made as the evaluation ``protocol`` says (:mod:`lit_sisr.protocols`):
+    for ``standard``, LR from ``lr_dir`` (or the MATLAB bicubic of HR) and HR cropped top-left to
+    exactly LR size * scale; ``bam_paper`` resizes HR and makes LR with PIL."""
+    protocol_ = get_protocol(protocol)
     hr = read_image(hr_path)
-    if lr_dir is None:
-        if min(hr.shape[-2:]) < scale:
-            raise ImageError(f"{hr_path}: {tuple(hr.shape[-2:])} is smaller than the scale {scale}")
-        lr = bicubic_downscale(hr[None].float(), scale)[0].to(torch.uint8)
-    else:
+    if min(hr.shape[-2:]) < scale:
+        raise ImageError(f"{hr_path}: {tuple(hr.shape[-2:])} is smaller than the scale {scale}")
+    lr = None
+    if lr_dir is not None and protocol_.uses_lr_files:
         lr_path = _lr_path(lr_dir, hr_path, scale)
         lr = read_image(lr_path)
         (lh, lw), (hh, hw) = lr.shape[-2:], hr.shape[-2:]
@@ -71,7 +78,7 @@ def load_pair(hr_path: Path, lr_dir: str | None, scale: int) -> tuple[torch.Tens
                 f"{lr_path}: LR {lh}x{lw} does not match HR {hr_path} ({hh}x{hw}) at scale {scale}; "
                 f"expected LR {hh // scale}x{hw // scale}"
             )
-    return lr, hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale].contiguous()
+    return protocol_.make_pair(lr, hr, scale)
 
 
 def five_crops(img: torch.Tensor) -> list[torch.Tensor]:
@@ -104,6 +111,14 @@ class TrainPatches(Dataset):
     addressed as ``(index, epoch)`` (see :class:`lit_sisr.data.samplers.EpochSampler`) and their
     randomness comes from a generator seeded with (seed, epoch, index), so an item is a pure
     function of those numbers: reproducible with any number of workers and after a resume.
+
+    ``dtype``: ``"float32"`` items are levels / 255 (:func:`to_float`); ``"uint8"`` items are the
+    levels themselves, a quarter of the bytes to move between processes and to the device (the
+    model divides by 255 there: :meth:`lit_sisr.module.LitSR.on_after_batch_transfer`).
+
+    ``cache_dir``: keep the decoded pairs as memory-mapped ``.npy`` files there
+    (:class:`lit_sisr.data.cache.DecodedCache`: built once, verified against the sources, reused
+    by later runs, pages shared by all DataLoader workers). None keeps them in process memory.
     """
 
     def __init__(
@@ -115,16 +130,25 @@ class TrainPatches(Dataset):
         augment: bool = True,
         repeat: int = 1,
         seed: int = 0,
+        cache_dir: str | Path | None = None,
+        dtype: str = "float32",
     ) -> None:
+        if dtype not in _DTYPES:
+            raise ValueError(f"TrainPatches dtype={dtype!r}: expected 'float32' (levels / 255) or 'uint8' (levels)")
+        self.dtype = dtype
         self.scale, self.patch_size, self.augment, self.repeat, self.seed = scale, patch_size, augment, repeat, seed
+        if five_crop and images.lr_dir is not None:
+            raise ValueError(f"five_crop needs LR made from HR (lr_dir=null), got lr_dir={images.lr_dir}")
+        self.cache = DecodedCache(cache_dir) if cache_dir is not None else None
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.sources: list[Path] = []
+        # (sources, variant) of each cache entry, to re-open the memory maps after pickling.
+        self._entries: list[tuple[list[Path], str]] = []
         for path in images.files():
-            if five_crop and images.lr_dir is not None:
-                raise ValueError(f"five_crop needs LR made from HR (lr_dir=null), got lr_dir={images.lr_dir}")
-            hrs = five_crops(read_image(path)) if five_crop else [None]
-            for hr in hrs:
-                lr, hr_full = self._pair(path, images.lr_dir, hr)
+            sources, variant = self._entry(path, images.lr_dir, five_crop)
+            arrays = self._decoded(path, images.lr_dir, five_crop, sources, variant)
+            self._entries.append((sources, variant))
+            for lr, hr_full in zip(arrays[0::2], arrays[1::2]):
                 if min(lr.shape[-2:]) < patch_size:
                     raise ImageError(
                         f"{path}: LR size {tuple(lr.shape[-2:])} is smaller than the training patch {patch_size}"
@@ -132,17 +156,47 @@ class TrainPatches(Dataset):
                 self.pairs.append((lr, hr_full))
                 self.sources.append(path)
 
+    def _entry(self, path: Path, lr_dir: str | None, five_crop: bool) -> tuple[list[Path], str]:
+        if lr_dir is not None:
+            return [path, _lr_path(lr_dir, path, self.scale)], f"pair x{self.scale} lr-file"
+        return [path], f"{'five-crop ' if five_crop else ''}pair x{self.scale} bicubic"
+
+    def _decoded(self, path, lr_dir, five_crop, sources, variant) -> list[torch.Tensor]:
+        """[LR, HR, LR, HR, ...] uint8 tensors for one source image (five pairs with five_crop)."""
+        def make() -> list[torch.Tensor]:
+            hrs = five_crops(read_image(path)) if five_crop else [None]
+            return [t for hr in hrs for t in self._pair(path, lr_dir, hr)]
+
+        if self.cache is None:
+            return make()
+        return [torch.from_numpy(a) for a in self.cache.get(sources, variant, lambda: [t.numpy() for t in make()])]
+
     def _pair(self, path: Path, lr_dir: str | None, hr: torch.Tensor | None):
         if hr is None:
             return load_pair(path, lr_dir, self.scale)
         lr = bicubic_downscale(hr[None].float(), self.scale)[0].to(torch.uint8)
         return lr, hr[:, : lr.shape[-2] * self.scale, : lr.shape[-1] * self.scale].contiguous()
 
+    def __getstate__(self) -> dict:
+        # Memory-mapped pairs are re-opened, not pickled (spawned workers would copy the data).
+        state = self.__dict__.copy()
+        if self.cache is not None:
+            state["pairs"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.pairs is None:
+            self.pairs = []
+            for sources, variant in self._entries:
+                arrays = [torch.from_numpy(a) for a in self.cache.get(sources, variant, _refuse_rebuild)]
+                self.pairs.extend(zip(arrays[0::2], arrays[1::2]))
+
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, epoch = item if isinstance(item, tuple) else (item, 0)
+    def _crop(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uint8 (LR, HR) patch of item (index, epoch)."""
         lr, hr = self.pairs[index % len(self.pairs)]
         # hash() of a tuple of ints is stable across processes (no PYTHONHASHSEED salt).
         g = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
@@ -153,7 +207,93 @@ class TrainPatches(Dataset):
         hr_patch = hr[:, y * s : (y + p) * s, x * s : (x + p) * s]
         if self.augment:
             lr_patch, hr_patch = augment(lr_patch, hr_patch, g)
+        return lr_patch, hr_patch
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, epoch = item if isinstance(item, tuple) else (item, 0)
+        lr_patch, hr_patch = self._crop(index, epoch)
+        if self.dtype == "uint8":
+            return lr_patch.contiguous(), hr_patch.contiguous()
         return to_float(lr_patch), to_float(hr_patch)
+
+    def __getitems__(self, items: Sequence[int | tuple[int, int]]) -> "PatchList":
+        """A whole batch at once (the DataLoader calls this with a batch of indices).
+
+        The same pixels as ``[self[i] for i in items]``, with one copy per patch (the crop, flips
+        and rotation are strided views of the stored image) into a uint8 batch, and one float
+        conversion per batch. Inside a worker the returned batch is allocated in shared memory
+        directly (as torch's default collate does), not copied there when sent. The
+        items are views of that batch: :func:`collate_patches` hands the batch on as it is, and
+        the default collate still works (it stacks a copy).
+        """
+        p, s, n = self.patch_size, self.scale, len(items)
+        shared = get_worker_info() is not None  # a worker's batch travels through shared memory
+        levels = self.dtype == "uint8"
+        lr8 = _empty_batch((n, 3, p, p), torch.uint8, shared and levels)
+        hr8 = _empty_batch((n, 3, p * s, p * s), torch.uint8, shared and levels)
+        lr_out, hr_out = lr8.numpy(), hr8.numpy()
+        for i, item in enumerate(items):
+            index, epoch = item if isinstance(item, tuple) else (item, 0)
+            lr_out[i], hr_out[i] = self._crop_views(index, epoch)
+        if levels:
+            lr_batch, hr_batch = lr8, hr8
+        else:  # one conversion per batch, as to_float: exact levels in float32, then / 255
+            lr_batch = _empty_batch(lr8.shape, torch.float32, shared).copy_(lr8).div_(255)
+            hr_batch = _empty_batch(hr8.shape, torch.float32, shared).copy_(hr8).div_(255)
+        return PatchList(zip(lr_batch, hr_batch), batch=(lr_batch, hr_batch))
+
+    def _crop_views(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_crop` as numpy views (no copy): the same random draws, flips and rotation."""
+        lr, hr = self.pairs[index % len(self.pairs)]
+        lr, hr = lr.numpy(), hr.numpy()
+        g = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+        p, s = self.patch_size, self.scale
+        y = int(torch.randint(0, lr.shape[-2] - p + 1, (1,), generator=g))
+        x = int(torch.randint(0, lr.shape[-1] - p + 1, (1,), generator=g))
+        lr_patch = lr[:, y : y + p, x : x + p]
+        hr_patch = hr[:, y * s : (y + p) * s, x * s : (x + p) * s]
+        if self.augment:
+            hflip, vflip, rot = torch.randint(0, 2, (3,), generator=g).tolist()
+            if hflip:
+                lr_patch, hr_patch = lr_patch[:, :, ::-1], hr_patch[:, :, ::-1]
+            if vflip:
+                lr_patch, hr_patch = lr_patch[:, ::-1], hr_patch[:, ::-1]
+            if rot:  # numpy's rot90 is torch's (flip the second axis, then swap): a view
+                lr_patch, hr_patch = np.rot90(lr_patch, 1, (1, 2)), np.rot90(hr_patch, 1, (1, 2))
+        return lr_patch, hr_patch
+
+
+class PatchList(list):
+    """Per-item (LR, HR) views of one collated batch, kept in ``batch``."""
+
+    def __init__(self, items, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        super().__init__(items)
+        self.batch = batch
+
+
+def collate_patches(samples):
+    """DataLoader ``collate_fn``: the batch :meth:`TrainPatches.__getitems__` already built, else
+    torch's default collation."""
+    if isinstance(samples, PatchList):
+        return list(samples.batch)
+    return default_collate(samples)
+
+
+_DTYPES = {"float32": torch.float32, "uint8": torch.uint8}
+
+
+def _empty_batch(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
+    """A float32 batch; in shared memory when made in a worker (allocated there directly, as
+    torch's default collate does, instead of being copied into shared memory when sent)."""
+    if not shared:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
+
+
+def _refuse_rebuild() -> list:
+    raise RuntimeError("decoded cache entry changed after the dataset was built (a source image was modified?)")
 
 
 class PairedImages(Dataset):
@@ -162,11 +302,11 @@ class PairedImages(Dataset):
     Items are (LR, HR, index); ``names[index]`` is the image's file stem.
     """
 
-    def __init__(self, images: ImageSet, scale: int) -> None:
-        self.name, self.scale = images.name, scale
+    def __init__(self, images: ImageSet, scale: int, protocol: str = "standard") -> None:
+        self.name, self.scale, self.protocol = images.name, scale, protocol
         files = images.files()
         self.names = [p.stem for p in files]
-        self.pairs = [load_pair(p, images.lr_dir, scale) for p in files]
+        self.pairs = [load_pair(p, images.lr_dir, scale, protocol) for p in files]
 
     def __len__(self) -> int:
         return len(self.pairs)

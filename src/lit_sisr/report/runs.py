@@ -12,6 +12,8 @@ What identifies a run's table cell (see :class:`Run`):
 
 - ``protocol``: the config's ``protocol``; runs that predate the key are ``standard``, the only
   protocol the code has ever had (as :func:`lit_sisr.training.check_launch` assumes too).
+  Test-time options of ``eval.py`` are part of it: ``standard + self-ensemble x8``,
+  ``standard + approximate tiles`` (exact tiles equal whole-image inference and add nothing).
 - ``training``: where the weights came from: ``"<data.name>, <trainer.max_epochs> epochs"`` for
   our runs, ``"authors' weights"`` for ``eval.py weights=...`` runs. Runs trained differently
   never share a table.
@@ -146,6 +148,16 @@ def _best_checkpoint(folder: Path) -> Path | None:
     return last if last.is_file() else None
 
 
+def _inference_suffix(cfg: DictConfig) -> str:
+    """Self-ensemble and inexact tiling change the figures: such runs get tables of their own."""
+    suffix = ""
+    if _select(cfg, "self_ensemble"):
+        suffix += " + self-ensemble x8"
+    if _select(cfg, "tile") and _select(cfg, "tile_exact") is False:
+        suffix += " + approximate tiles"
+    return suffix
+
+
 def load_run(folder: str | Path, config_path: str | Path | None = None) -> Run:
     """Read one run folder (``config_path`` defaults to ``<folder>/config.yaml``)."""
     folder = Path(folder)
@@ -154,7 +166,7 @@ def load_run(folder: str | Path, config_path: str | Path | None = None) -> Run:
         cfg = OmegaConf.load(config_path)
     except Exception as err:  # noqa: BLE001
         raise RunError(f"{config_path}: unreadable config ({err})") from None
-    protocol = str(_select(cfg, "protocol") or DEFAULT_PROTOCOL)
+    protocol = str(_select(cfg, "protocol") or DEFAULT_PROTOCOL) + _inference_suffix(cfg)
     identity = cfg
     weights: Path | None = None
     official = False
