@@ -20,12 +20,7 @@ BACKBONE_CASES = [(name, attention) for name in sorted(TINY) if name != "bicubic
 ATTENTION_CASES = [("edsr", a) for a in attention_names() if a not in ("original", "bam")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("name,attention", BACKBONE_CASES + ATTENTION_CASES)

@@ -46,13 +46,7 @@ LOCAL_CONFIGS = [(name, "none") for name in sorted(TINY) if name != "bicubic"] +
 LOOSE_BY = {"awsrn": 2, "drln": 6, "msrn": 4, "pan": 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run faster on one thread, much faster when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny(name: str, attention: str = "none", scale: int = 2, **options) -> nn.Module:

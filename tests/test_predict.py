@@ -1,6 +1,7 @@
 """``predict.py``: super-resolving image files (``lit_sisr.predict_cli``)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,12 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 EDSR = {"n_resblocks": 2, "n_feats": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def config(*overrides: str):
@@ -159,9 +155,13 @@ def test_bicubic_needs_no_weights_and_shows_progress(tmp_path, capsys):
     assert "100%" in capsys.readouterr().err  # the tqdm bar over files
 
 
+# As a user runs it: .ci/run exports HYDRA_FULL_ERROR=1, which turns one-line errors into tracebacks.
+USER_ENV = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LIT_SISR_DEBUG")}
+
+
 def test_command_line_reports_errors_in_one_line(tmp_path):
     missing = tmp_path / "nope"
     run = subprocess.run([sys.executable, "predict.py", "model=bicubic", f"input={missing}", f"output={tmp_path}"],
-                         cwd=REPO, capture_output=True, text=True)
+                         cwd=REPO, capture_output=True, text=True, env=USER_ENV)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1] == f"error: input={missing}: no such file or folder"

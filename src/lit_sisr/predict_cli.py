@@ -20,12 +20,12 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
 from lit_sisr.backbones import count_parameters
-from lit_sisr.data.io import IMAGE_SUFFIXES, ImageError
+from lit_sisr.data.io import IMAGE_SUFFIXES, ImageError, decoding_errors
 from lit_sisr.inference import Inference, inference_from_config
 from lit_sisr.resize import imresize
 from lit_sisr.validation import ConfigError, check_run_config
@@ -48,27 +48,18 @@ class InputImage:
 
 def _open(path: Path, decode: bool) -> InputImage | None:
     """Check ``path``'s header (mode, bit depth); with ``decode``, decode it into RGB (+ alpha)."""
-    try:
-        with Image.open(path) as im:
-            mode = im.mode
-            raw = str(im.tile[0].args) if getattr(im, "tile", None) else ""
-            if mode in _HIGH_BIT_DEPTH or ";16" in raw:
-                raise ImageError(f"{path}: 16-bit or float image ({mode}); expected an 8-bit image")
-            if not decode:
-                return None
-            if mode == "P":
-                mode = "RGBA" if "transparency" in im.info else "RGB"
-            grey = mode in ("1", "L", "LA", "La")
-            has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa")
-            rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{path}: image too large to decode safely ({err})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, ImageError):
-            raise
-        raise ImageError(f"{path}: unreadable or truncated image ({' '.join(str(err).split())})") from None
+    with decoding_errors(path), Image.open(path) as im:
+        mode = im.mode
+        raw = str(im.tile[0].args) if getattr(im, "tile", None) else ""
+        if mode in _HIGH_BIT_DEPTH or ";16" in raw:
+            raise ImageError(f"{path}: 16-bit or float image ({mode}); expected an 8-bit image")
+        if not decode:
+            return None
+        if mode == "P":
+            mode = "RGBA" if "transparency" in im.info else "RGB"
+        grey = mode in ("1", "L", "LA", "La")
+        has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa")
+        rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
     tensor = torch.from_numpy(rgba.copy()).permute(2, 0, 1)
     return InputImage(path, tensor[:3].contiguous(), tensor[3:].contiguous() if has_alpha else None, grey)
 

@@ -195,14 +195,21 @@ class TrainPatches(Dataset):
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat
 
-    def _crop(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The uint8 (LR, HR) patch of item (index, epoch)."""
+    def _window(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor, int, int, torch.Generator]:
+        """Item (index, epoch)'s stored pair, its patch's top-left corner in LR pixels, and the
+        generator (seeded from seed, epoch, index) that goes on to draw the augmentation."""
         lr, hr = self.pairs[index % len(self.pairs)]
         # hash() of a tuple of ints is stable across processes (no PYTHONHASHSEED salt).
         g = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
-        p, s = self.patch_size, self.scale
+        p = self.patch_size
         y = int(torch.randint(0, lr.shape[-2] - p + 1, (1,), generator=g))
         x = int(torch.randint(0, lr.shape[-1] - p + 1, (1,), generator=g))
+        return lr, hr, y, x, g
+
+    def _crop(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uint8 (LR, HR) patch of item (index, epoch)."""
+        lr, hr, y, x, g = self._window(index, epoch)
+        p, s = self.patch_size, self.scale
         lr_patch = lr[:, y : y + p, x : x + p]
         hr_patch = hr[:, y * s : (y + p) * s, x * s : (x + p) * s]
         if self.augment:
@@ -244,12 +251,9 @@ class TrainPatches(Dataset):
 
     def _crop_views(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_crop` as numpy views (no copy): the same random draws, flips and rotation."""
-        lr, hr = self.pairs[index % len(self.pairs)]
+        lr, hr, y, x, g = self._window(index, epoch)
         lr, hr = lr.numpy(), hr.numpy()
-        g = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
         p, s = self.patch_size, self.scale
-        y = int(torch.randint(0, lr.shape[-2] - p + 1, (1,), generator=g))
-        x = int(torch.randint(0, lr.shape[-1] - p + 1, (1,), generator=g))
         lr_patch = lr[:, y : y + p, x : x + p]
         hr_patch = hr[:, y * s : (y + p) * s, x * s : (x + p) * s]
         if self.augment:

@@ -15,7 +15,9 @@ Images become uint8 tensors 3 x H x W (RGB). What is converted and what is refus
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -52,14 +54,12 @@ def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
     return im if mode == "RGB" else im.convert("RGB")
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """Decode ``path`` to a uint8 RGB tensor 3 x H x W."""
-    path = Path(path)
+@contextmanager
+def decoding_errors(path: Path) -> Iterator[None]:
+    """Turn what Pillow raises while opening or decoding ``path`` into one :class:`ImageError`
+    naming the file (missing, too large, unreadable or truncated)."""
     try:
-        with Image.open(path) as im:
-            rgb = _to_rgb(im, path)  # checks the mode (and raw bit depth) before decoding pixels
-            rgb.load()
-            arr = np.asarray(rgb, dtype=np.uint8)
+        yield
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found") from None
     except Image.DecompressionBombError as err:
@@ -67,7 +67,16 @@ def read_image(path: str | Path) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, ImageError):
             raise
-        raise ImageError(f"{path}: unreadable or truncated image ({err})") from None
+        raise ImageError(f"{path}: unreadable or truncated image ({' '.join(str(err).split())})") from None
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Decode ``path`` to a uint8 RGB tensor 3 x H x W."""
+    path = Path(path)
+    with decoding_errors(path), Image.open(path) as im:
+        rgb = _to_rgb(im, path)  # checks the mode (and raw bit depth) before decoding pixels
+        rgb.load()
+        arr = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
