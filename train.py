@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lit_sisr.validation import check_run_config, guard_run_folder, run_cli
+from lit_sisr.validation import guard_run_folder, run_cli
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -18,8 +18,7 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     with guard_run_folder(hydra_cfg.runtime.output_dir, exit_on_user_error=not multirun):
-        check_run_config(cfg)
-        from lit_sisr.training import train
+        from lit_sisr.training import train  # checks the config first (check_launch)
 
         metrics = train(cfg, multirun=multirun)
     return metrics.get("val/psnr")

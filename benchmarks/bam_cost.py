@@ -25,7 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import footer, header, median, table  # noqa: E402
+from common import add_device_arg, add_threads_arg, footer, header, median, parse, table  # noqa: E402
 
 from lit_sisr.attention import ATTENTION, AttentionFactory  # noqa: E402
 from lit_sisr.backbones import build_backbone, count_parameters  # noqa: E402
@@ -124,12 +124,9 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_device_arg(parser)
+    add_threads_arg(parser)
+    args = parse(parser)
     models = ALL if args.models == ["all"] else args.models
     device = torch.device(args.device)
 

@@ -6,6 +6,7 @@ machine load hits all variants alike. The load average is printed with the resul
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -13,11 +14,12 @@ import sys
 import time
 from typing import Callable, Sequence
 
+import torch
+
 
 def machine() -> str:
     import numpy
     import pytorch_lightning
-    import torch
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -71,3 +73,20 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
+
+
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line and apply ``--threads``."""
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import footer, header, interleaved, median, spread, table  # noqa: E402
+from common import add_threads_arg, footer, header, interleaved, median, parse, spread, table  # noqa: E402
 
 from lit_sisr.data.datasets import ImageSet, TrainPatches, augment, collate_patches  # noqa: E402
 from lit_sisr.data.io import read_image, to_float  # noqa: E402
@@ -107,11 +107,8 @@ def main() -> None:
     parser.add_argument("--repeat-set", type=int, default=20, help="TrainPatches repeat (epoch length)")
     parser.add_argument("--cache-dir", default=None, help="decoded cache (default: a temporary folder)")
     parser.add_argument("--variants", nargs="+", default=["naive", "memory", "mmap", "mmap+batch", "mmap+batch+u8", "mmap+batch+u8+cvt"])
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_threads_arg(parser)
+    args = parse(parser)
 
     header("Data path: paired patches per second")
     root = Path(args.data) / "benchmark" / args.set

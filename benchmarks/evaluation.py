@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bam_cost import build  # noqa: E402
-from common import footer, header, median, table  # noqa: E402
+from common import add_device_arg, add_threads_arg, footer, header, median, parse, table  # noqa: E402
 
 from lit_sisr.data.io import read_image, to_float  # noqa: E402
 from lit_sisr.evaluation import benchmark_pairs  # noqa: E402
@@ -70,12 +70,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=5, help="images per set (0: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_device_arg(parser)
+    add_threads_arg(parser)
+    args = parse(parser)
     device = torch.device(args.device)
 
     header(f"Evaluation: IMDN x{args.scale} on {' + '.join(args.sets)}, {device.type}")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bam_cost import build  # noqa: E402
-from common import footer, header, median, table  # noqa: E402
+from common import add_device_arg, add_threads_arg, footer, header, median, parse, table  # noqa: E402
 
 KNOBS = ["eager fp32", "bf16-mixed", "channels_last", "compile", "cudnn benchmark", "all"]
 
@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None, help="default imdn carn pan on GPU, imdn on CPU")
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_arg(parser)
     parser.add_argument("--batch", type=int, default=None, help="default 16 on GPU, 2 on CPU")
     parser.add_argument("--patch", type=int, default=None, help="LR patch; default 64 on GPU, 24 on CPU")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per repeat (GPU 20, CPU 2)")
@@ -69,11 +69,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--knobs", nargs="+", default=None, choices=KNOBS,
                         help="default all on GPU; on CPU all but 'all' (one compilation, not two)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_threads_arg(parser)
+    args = parse(parser)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     batch, patch = args.batch or (16 if gpu else 2), args.patch or (64 if gpu else 24)

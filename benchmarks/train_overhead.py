@@ -49,7 +49,7 @@ from omegaconf import open_dict
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import footer, header, median, table  # noqa: E402
+from common import add_threads_arg, footer, header, median, parse, table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # name -> (Hydra overrides, LR patch, steps multiplier)
@@ -153,11 +153,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed first steps")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto", help="trainer.accelerator (auto, cpu, gpu)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_threads_arg(parser)
+    args = parse(parser)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     device = torch.device("cuda" if args.device in ("auto", "gpu") and torch.cuda.is_available() else "cpu")
     header(f"Training-step overhead: LitSR + Trainer vs a bare loop ({device.type})")

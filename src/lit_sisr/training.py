@@ -21,20 +21,16 @@ from lit_sisr.callbacks import Preempted
 from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
 from lit_sisr.outputs import RESULT_FIELDS, format_table, summarize, write_config, write_results
-from lit_sisr.protocols import PROTOCOLS
-from lit_sisr.validation import ConfigError
+from lit_sisr.validation import ConfigError, check_run_config
 from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights
 
 log = logging.getLogger(__name__)
 
 
-
-
 def check_launch(cfg: DictConfig, multirun: bool) -> None:
     """Refuse options that cannot work, and combinations known to misbehave
     (ecosystem_notes.md section 1)."""
-    if cfg.get("protocol", "standard") not in PROTOCOLS:
-        raise ConfigError(f"protocol={cfg.protocol} is unknown; expected one of: {', '.join(PROTOCOLS)}")
+    check_run_config(cfg)  # model, attention, scale, protocol
     strategy = str(cfg.trainer.get("strategy", "auto"))
     externally_launched = "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ
     if multirun and strategy.startswith("ddp") and strategy != "ddp_spawn" and not externally_launched:

@@ -13,7 +13,7 @@ import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig
 
@@ -26,10 +26,10 @@ class ConfigError(ValueError):
     """A configuration that cannot work; the message names the option."""
 
 
-def check_run_config(cfg: DictConfig, protocols: Iterable[str] | None = None) -> None:
-    """Refuse a model, attention, scale (or protocol, when ``protocols`` is given) that cannot work,
-    before anything is built: ``scale`` must be one of the scales the model's class declares
-    (``scales``, see :mod:`lit_sisr.backbones`)."""
+def check_run_config(cfg: DictConfig) -> None:
+    """Refuse a model, attention, scale or protocol that cannot work, before anything is built:
+    ``scale`` must be one of the scales the model's class declares (``scales``, see
+    :mod:`lit_sisr.backbones`), ``protocol`` one of :data:`lit_sisr.protocols.PROTOCOLS`."""
     from lit_sisr.attention import attention_names
     from lit_sisr.backbones import BACKBONES
 
@@ -48,8 +48,10 @@ def check_run_config(cfg: DictConfig, protocols: Iterable[str] | None = None) ->
             raise ConfigError(
                 f"scale={scale} is not supported by model={model}; expected one of: {', '.join(map(str, scales))}"
             )
-    if protocols is not None and cfg.get("protocol", "standard") not in protocols:
-        raise ConfigError(f"protocol={cfg.protocol} is unknown; expected one of: {', '.join(protocols)}")
+    from lit_sisr.protocols import PROTOCOLS
+
+    if cfg.get("protocol", "standard") not in PROTOCOLS:
+        raise ConfigError(f"protocol={cfg.protocol} is unknown; expected one of: {', '.join(PROTOCOLS)}")
 
 
 def check_eval_config(cfg: DictConfig) -> None:
@@ -79,7 +81,7 @@ def _known_error_types() -> tuple[type[BaseException], ...]:
     class whose module was never imported cannot have been raised (and a config error stays fast)."""
     known: list[type[BaseException]] = [ConfigError, FileNotFoundError]
     for module, name in (("lit_sisr.data.io", "ImageError"), ("lit_sisr.weights", "WeightsError"),
-                         ("lit_sisr.data.download", "DownloadError"), ("lit_sisr.training", "ConfigError")):
+                         ("lit_sisr.data.download", "DownloadError")):
         cls = getattr(sys.modules.get(module), name, None)
         if isinstance(cls, type) and issubclass(cls, BaseException):
             known.append(cls)

@@ -24,8 +24,7 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from lit_sisr.data.cache import DecodedCache
 from lit_sisr.data.io import ImageError, list_images, read_image, to_float
-from lit_sisr.protocols import get_protocol
-from lit_sisr.resize import bicubic_downscale
+from lit_sisr.protocols import get_protocol, standard_pair
 
 
 @dataclass(frozen=True)
@@ -174,8 +173,7 @@ class TrainPatches(Dataset):
     def _pair(self, path: Path, lr_dir: str | None, hr: torch.Tensor | None):
         if hr is None:
             return load_pair(path, lr_dir, self.scale)
-        lr = bicubic_downscale(hr[None].float(), self.scale)[0].to(torch.uint8)
-        return lr, hr[:, : lr.shape[-2] * self.scale, : lr.shape[-1] * self.scale].contiguous()
+        return standard_pair(None, hr, self.scale)  # a five-crop: MATLAB-bicubic LR of it
 
     def __getstate__(self) -> dict:
         # Memory-mapped pairs are re-opened, not pickled (spawned workers would copy the data).
