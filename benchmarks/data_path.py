@@ -8,10 +8,14 @@ workers, over B100 (HR + the shared MATLAB-bicubic LR files; 100 pairs):
 - ``mmap``: the same over the memory-mapped decoded cache (``cache_dir``), one item at a time;
 - ``mmap+batch``: the cache, and whole float batches from ``TrainPatches.__getitems__`` with
   ``collate_patches``;
-- ``mmap+batch+u8``: the same with ``dtype="uint8"`` (what :class:`SRDataModule` uses: the
-  batch crosses processes as uint8 levels and the model divides by 255 on its device);
-- ``mmap+batch+u8+cvt``: the same, with the float conversion done by the consuming process
-  after each batch (the cost a CPU training loop pays for it).
+- ``mmap+batch+u8``: the same with ``dtype="uint8"`` (the batch crosses processes as uint8
+  levels and the model divides by 255 on its device), sent by torch's own worker transport (a
+  new shared-memory segment and a file-descriptor hand-over per tensor);
+- ``mmap+batch+u8+slots``: the same through reusable shared-memory batch slots
+  (:mod:`lit_sisr.data.batch_slots`): **what :class:`SRDataModule` uses** (with 0 workers the
+  slots are not used and this equals ``mmap+batch+u8``);
+- ``mmap+batch+u8+slots+cvt``: the same, with the float conversion done by the consuming
+  process after each batch (the cost a CPU training loop pays for it).
 
 Each repeat builds a fresh loader per variant, skips ``--warmup`` batches (worker start-up) and
 times ``--batches`` batches; variants are interleaved and the median of ``--repeats`` is reported.
@@ -34,6 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_arg, footer, header, interleaved, median, parse, spread, table  # noqa: E402
 
+from lit_sisr.data.batch_slots import BatchSlots, SlotCollate  # noqa: E402
+from lit_sisr.data.datamodule import _HELD_BY_CONSUMER, _PREFETCH  # noqa: E402
 from lit_sisr.data.datasets import ImageSet, TrainPatches, augment, collate_patches  # noqa: E402
 from lit_sisr.data.io import read_image, to_float  # noqa: E402
 from lit_sisr.data.samplers import EpochSampler  # noqa: E402
@@ -76,10 +82,14 @@ class PerItem(Dataset):
 
 
 def throughput(data: Dataset, workers: int, batches: int, warmup: int, batch_size: int, batched: bool,
-               convert: bool = False) -> float:
+               convert: bool = False, slots: bool = False) -> float:
     sampler = EpochSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
-    loader = DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                        collate_fn=collate_patches if batched else None)
+    collate = collate_patches if batched else None
+    if slots and workers:  # as SRDataModule builds its training loader
+        collate = SlotCollate(collate_patches, BatchSlots(workers * _PREFETCH + _HELD_BY_CONSUMER,
+                                                          data.batch_nbytes(batch_size)))
+    loader = DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+                        prefetch_factor=_PREFETCH if workers else None)
     it = iter(loader)
     for _ in range(warmup):
         next(it)
@@ -106,7 +116,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--repeat-set", type=int, default=20, help="TrainPatches repeat (epoch length)")
     parser.add_argument("--cache-dir", default=None, help="decoded cache (default: a temporary folder)")
-    parser.add_argument("--variants", nargs="+", default=["naive", "memory", "mmap", "mmap+batch", "mmap+batch+u8", "mmap+batch+u8+cvt"])
+    parser.add_argument("--variants", nargs="+", default=["naive", "memory", "mmap", "mmap+batch", "mmap+batch+u8",
+                                                          "mmap+batch+u8+slots", "mmap+batch+u8+slots+cvt"])
     add_threads_arg(parser)
     args = parse(parser)
 
@@ -133,17 +144,19 @@ def run(args: argparse.Namespace, root: Path, cache_dir: Path) -> None:
         print(f"- x{scale}: decoded cache {cache_dir}: first open {built:.2f} s (builds unless present), "
               f"reopen {reused:.2f} s")
         levels = TrainPatches(images, scale, args.patch, repeat=args.repeat_set, cache_dir=cache_dir, dtype="uint8")
-        datasets = {
-            "naive": (NaivePairs(images, scale, args.patch, args.repeat_set), False, False),
-            "memory": (PerItem(TrainPatches(images, scale, args.patch, repeat=args.repeat_set)), False, False),
-            "mmap": (PerItem(cached), False, False),
-            "mmap+batch": (cached, True, False),
-            "mmap+batch+u8": (levels, True, False),
-            "mmap+batch+u8+cvt": (levels, True, True),
+        datasets = {  # name: (dataset, whole batches, convert to float in the consumer, batch slots)
+            "naive": (NaivePairs(images, scale, args.patch, args.repeat_set), False, False, False),
+            "memory": (PerItem(TrainPatches(images, scale, args.patch, repeat=args.repeat_set)), False, False, False),
+            "mmap": (PerItem(cached), False, False, False),
+            "mmap+batch": (cached, True, False, False),
+            "mmap+batch+u8": (levels, True, False, False),
+            "mmap+batch+u8+slots": (levels, True, False, True),
+            "mmap+batch+u8+slots+cvt": (levels, True, True, True),
         }
         for workers in args.workers:
-            runs = {name: (lambda d=d, b=b, c=c: throughput(d, workers, args.batches, args.warmup, args.batch, b, c))
-                    for name, (d, b, c) in datasets.items() if name in args.variants}
+            runs = {name: (lambda d=d, b=b, c=c, s=s: throughput(d, workers, args.batches, args.warmup, args.batch,
+                                                                 b, c, s))
+                    for name, (d, b, c, s) in datasets.items() if name in args.variants}
             results = interleaved(runs, args.repeats)
             base = median(results["naive"]) if "naive" in results else None
             for name, values in results.items():

@@ -10,6 +10,10 @@ transfer for the whole set, as in ``LitSR.test_step``'s one per batch). Weights:
 With default arguments only the first ``--limit`` images of each set are timed, so that the run
 takes a few minutes on two CPU cores; ``--limit 0`` evaluates the whole sets.
 
+A second table times the SSIM alone on the same images' prepared Y, interleaved: the project's
+separable float64 filter (:func:`lit_sisr.metrics.ssim_of_y`) against ``kornia.metrics.ssim``
+(2-D float64 convolution), with the largest difference between the two figures.
+
     python benchmarks/evaluation.py [--limit 5] [--repeats 3] [--device cpu]
 """
 from __future__ import annotations
@@ -24,10 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bam_cost import build  # noqa: E402
-from common import add_device_arg, add_threads_arg, footer, header, median, parse, table  # noqa: E402
+from common import add_device_arg, add_threads_arg, footer, header, interleaved, median, parse, table  # noqa: E402
 
 from lit_sisr.data.io import read_image, to_float  # noqa: E402
 from lit_sisr.evaluation import benchmark_pairs  # noqa: E402
+from lit_sisr.metrics import prepare_y, ssim_of_y  # noqa: E402
 from lit_sisr.protocols import get_protocol  # noqa: E402
 from lit_sisr.weights import load_official_weights  # noqa: E402
 
@@ -95,7 +100,34 @@ def main() -> None:
     rows.append(("total", f"{total:.2f}", f"{1000 * total / len(pairs):.0f}", "100%"))
     print(table(["part", "seconds (median)", "ms per image", "share"], rows))
     print()
+    compare_ssim(net, pairs, args.scale, device, args.repeats)
+    print()
     footer()
+
+
+def compare_ssim(net, pairs, scale: int, device: torch.device, repeats: int) -> None:
+    import kornia
+
+    protocol = get_protocol("standard")
+    prepared = []
+    with torch.no_grad():
+        for _, hr_path, lr_path in pairs:
+            lr, hr = protocol.make_pair(read_image(lr_path), read_image(hr_path), scale)
+            prepared.append(prepare_y(net(to_float(lr)[None].to(device)), to_float(hr)[None].to(device), scale))
+
+    def ours() -> list[float]:
+        return [float(ssim_of_y(a, b)) for a, b in prepared]
+
+    def reference() -> list[float]:
+        return [float(kornia.metrics.ssim(a, b, 11, max_val=255.0, padding="valid").mean()) for a, b in prepared]
+
+    # A variant returning None is timed by interleaved() itself.
+    results = interleaved({"ssim_of_y (separable)": lambda: ours() and None,
+                           "kornia.metrics.ssim": lambda: reference() and None}, repeats)
+    gap = max(abs(a - b) for a, b in zip(ours(), reference()))
+    rows = [(name, f"{1000 * median(v) / len(prepared):.1f}") for name, v in results.items()]
+    print(table(["SSIM of prepared Y", "ms per image (median)"], rows))
+    print(f"\n- largest per-image difference between the two: {gap:.1e}")
 
 
 if __name__ == "__main__":

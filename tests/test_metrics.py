@@ -1,13 +1,14 @@
 """The metric protocol: unit checks, and the golden table of shared/spec/protocol.md."""
 from __future__ import annotations
 
+import kornia
 import pytest
 import torch
 
 from refdata import BENCHMARK, need
 from lit_sisr.backbones import build_backbone
 from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
-from lit_sisr.metrics import prepare_y, psnr_y, quantize, rgb_to_y, ssim_y
+from lit_sisr.metrics import prepare_y, psnr_y, quantize, rgb_to_y, ssim_of_y, ssim_y
 
 
 def test_y_is_matlab_rgb2ycbcr() -> None:
@@ -38,6 +39,42 @@ def test_psnr_is_per_image_and_borders_are_shaved() -> None:
 def test_hr_is_cropped_top_left_to_the_sr_size() -> None:
     hr = torch.randint(0, 256, (1, 3, 21, 23)) / 255
     assert ssim_y(hr[..., :20, :22], hr, 2).item() == pytest.approx(1.0)
+
+
+def kornia_ssim(sr_y: torch.Tensor, hr_y: torch.Tensor) -> torch.Tensor:
+    return kornia.metrics.ssim(sr_y, hr_y, window_size=11, max_val=255.0, padding="valid").mean(dim=(1, 2, 3))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 11, 11), (2, 1, 37, 52), (1, 1, 313, 473)])
+def test_separable_ssim_equals_kornia_ssim(shape) -> None:
+    # Our float64 filter is only faster: the figure must be kornia's (the MATLAB ssim.m recipe).
+    torch.manual_seed(sum(shape))
+    hr_y = 16 + 219 * torch.rand(shape, dtype=torch.float64)
+    sr_y = (hr_y + 12 * torch.randn(shape, dtype=torch.float64)).clamp(16, 235)
+    flat = torch.full(shape, 100.0, dtype=torch.float64)  # zero variance: the constants carry it
+    for a, b in [(sr_y, hr_y), (hr_y, hr_y), (flat, hr_y), (flat, flat + 1)]:
+        assert torch.allclose(ssim_of_y(a, b), kornia_ssim(a, b), rtol=0, atol=1e-12)
+
+
+def test_ssim_on_benchmark_images_equals_kornia_ssim() -> None:
+    need(BENCHMARK / "Set5", "benchmark Set5")
+    from lit_sisr.evaluation import benchmark_pairs
+    from lit_sisr.data.datasets import load_pair
+    from lit_sisr.data.io import to_float
+
+    bicubic = build_backbone("bicubic", 4)
+    for _, hr_path, lr_path in benchmark_pairs(BENCHMARK, "Set5", 4):
+        lr, hr = load_pair(hr_path, str(lr_path.parent), 4)
+        sr_y, hr_y = prepare_y(bicubic(to_float(lr)[None]), to_float(hr)[None], 4)
+        assert abs(float(ssim_of_y(sr_y, hr_y)) - float(kornia_ssim(sr_y, hr_y))) < 1e-12
+
+
+def test_ssim_names_bad_shapes() -> None:
+    y = torch.zeros(1, 1, 20, 20, dtype=torch.float64)
+    with pytest.raises(ValueError, match="one shape"):
+        ssim_of_y(y, y[..., :19])
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim_of_y(y[..., :10, :], y[..., :10, :])
 
 
 GOLDEN = {  # protocol.md: bicubic upscaling of the shared LR files, Y-PSNR / SSIM

@@ -8,9 +8,12 @@ sigma 1.5 (K1 = 0.01, K2 = 0.03, L = 255) and is averaged over the valid region 
 dataset's figure is the mean of its per-image figures.
 
 PSNR is torchmetrics' ``peak_signal_noise_ratio`` with a per-image reduction (on float64 Y; its
-float32 ln(10) moves the result by less than 1e-5 dB). SSIM is kornia's
-``metrics.ssim(padding="valid")``, which equals the MATLAB/skimage Gaussian SSIM on the valid
-window; torchmetrics' SSIM does not (it reflect-pads before filtering: 0.4938 instead of 0.4993
+float32 ln(10) moves the result by less than 1e-5 dB). SSIM is the MATLAB/skimage Gaussian SSIM
+on the valid window, as kornia's ``metrics.ssim(padding="valid")`` computes it, with kornia's
+Gaussian taps; the filtering is ours (:func:`gaussian_filter_valid`) for speed only: kornia's 2-D
+float64 convolution takes 33 ms on a B100 image on one CPU thread (there is no fast float64
+convolution kernel on CPU), the separable float64 filter here 6 ms, and the two agree to 1e-12
+(``tests/test_metrics.py``). torchmetrics' SSIM does not match (it reflect-pads before filtering: 0.4938 instead of 0.4993
 on B100 101085 x4, and Set5-B100 means 0.0002-0.0019 off the golden table). The Y conversion is
 ours because kornia's ``rgb_to_ycbcr`` is full-range JPEG YCbCr, 1.32 dB off the MATLAB
 convention (ecosystem_notes.md section 5.1).
@@ -80,8 +83,42 @@ def psnr_ssim_y(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> tuple[torch.T
     return psnr, ssim_of_y(sr_y, hr_y)
 
 
+# MATLAB's ssim.m (and kornia.metrics.ssim): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03.
+_SSIM_WINDOW, _SSIM_SIGMA, _SSIM_C1, _SSIM_C2 = 11, 1.5, (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+
+
+def gaussian_filter_valid(images: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Correlate the last two axes with the separable window ``outer(taps, taps)``, valid
+    region only (no padding: the output is ``len(taps) - 1`` smaller in each axis).
+
+    Computed as a weighted sum of shifted slices, first along the width, then along the height:
+    2 x len(taps) fused multiply-adds over the image, in the dtype of ``images`` (float64 here).
+    """
+    k = taps.numel()
+    weights = taps.tolist()
+    width = images.shape[-1] - k + 1
+    rows = images[..., :width] * weights[0]
+    for i in range(1, k):
+        rows.add_(images[..., i : i + width], alpha=weights[i])
+    height = images.shape[-2] - k + 1
+    out = rows[..., :height, :] * weights[0]
+    for i in range(1, k):
+        out.add_(rows[..., i : i + height, :], alpha=weights[i])
+    return out
+
+
 def ssim_of_y(sr_y: torch.Tensor, hr_y: torch.Tensor) -> torch.Tensor:
-    """Per-image Gaussian SSIM of prepared (shaved) Y images on 0..255, valid region only."""
-    # kornia fixes sigma = 1.5, K1 = 0.01, K2 = 0.03 for an 11x11 window, as MATLAB's ssim.m.
-    ssim_map = kornia.metrics.ssim(sr_y, hr_y, window_size=11, max_val=255.0, padding="valid")
-    return ssim_map.mean(dim=(1, 2, 3))
+    """Per-image Gaussian SSIM of prepared (shaved) Y images on 0..255, valid region only
+    (N x 1 x H x W each; float64 recommended: the variances are differences of large moments)."""
+    if sr_y.shape != hr_y.shape or sr_y.shape[1] != 1:
+        raise ValueError(f"SSIM needs two N x 1 x H x W images of one shape, got {tuple(sr_y.shape)} and {tuple(hr_y.shape)}")
+    if min(sr_y.shape[-2:]) < _SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, got {tuple(sr_y.shape[-2:])}")
+    taps = kornia.filters.get_gaussian_kernel1d(_SSIM_WINDOW, _SSIM_SIGMA, dtype=sr_y.dtype).flatten()
+    # Four filtered maps: the means, E[x^2 + y^2] (only sigma_x^2 + sigma_y^2 is needed) and E[xy].
+    moments = torch.cat([sr_y, hr_y, sr_y * sr_y + hr_y * hr_y, sr_y * hr_y], dim=1)
+    mu_x, mu_y, e_sq, e_xy = gaussian_filter_valid(moments, taps).unbind(1)
+    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    luminance_contrast = (2 * mu_xy + _SSIM_C1) * (2 * (e_xy - mu_xy) + _SSIM_C2)
+    norm = (mu_xx + mu_yy + _SSIM_C1) * (e_sq - mu_xx - mu_yy + _SSIM_C2)
+    return (luminance_contrast / norm).mean(dim=(-2, -1))

@@ -8,8 +8,16 @@ import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from lit_sisr.data.batch_slots import BatchSlots, SlotCollate
 from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches, collate_patches
 from lit_sisr.data.samplers import EpochSampler, ResumableLoader, training_position
+
+
+# Batches each worker prepares ahead (DataLoader prefetch_factor), and batches the training loop
+# may still hold while the workers fill more (the current step's, Lightning's one-batch lookahead,
+# one being released): together, the number of batch slots that keeps every batch on the fast path.
+_PREFETCH = 2
+_HELD_BY_CONSUMER = 3
 
 
 def _image_set(spec: ImageSet | dict) -> ImageSet:
@@ -84,14 +92,21 @@ class SRDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
-    def _loader(self, data, sampler, batch_size: int) -> DataLoader:
+    def _loader(self, data: TrainPatches, sampler, batch_size: int) -> DataLoader:
+        # Whole batches from TrainPatches.__getitems__, as built; with workers they come back
+        # through reusable shared-memory slots (batch_slots.py), not a fresh segment per tensor.
+        collate = collate_patches
+        if self.num_workers > 0:
+            slots = BatchSlots(self.num_workers * _PREFETCH + _HELD_BY_CONSUMER, data.batch_nbytes(batch_size))
+            collate = SlotCollate(collate_patches, slots)
         # ResumableLoader: a plain DataLoader that Lightning accepts as resumable mid-epoch (samplers.py)
         return ResumableLoader(
             data,
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=collate_patches,  # whole batches from TrainPatches.__getitems__, as built
+            collate_fn=collate,
             num_workers=self.num_workers,
+            prefetch_factor=_PREFETCH if self.num_workers > 0 else None,
             persistent_workers=self.num_workers > 0,
             pin_memory=False,
         )

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate, get_worker_info
+from torch.utils.data import Dataset, default_collate
 
 from lit_sisr.data.cache import DecodedCache
 from lit_sisr.data.io import ImageError, list_images, read_image, to_float
@@ -226,26 +226,26 @@ class TrainPatches(Dataset):
 
         The same pixels as ``[self[i] for i in items]``, with one copy per patch (the crop, flips
         and rotation are strided views of the stored image) into a uint8 batch, and one float
-        conversion per batch. Inside a worker the returned batch is allocated in shared memory
-        directly (as torch's default collate does), not copied there when sent. The
-        items are views of that batch: :func:`collate_patches` hands the batch on as it is, and
-        the default collate still works (it stacks a copy).
+        conversion per batch. The items are views of the batch: :func:`collate_patches` hands the
+        batch on as it is, and the default collate still works (it stacks a copy). How a worker's
+        batch reaches the main process is the loader's business
+        (:class:`lit_sisr.data.batch_slots.SlotCollate`).
         """
         p, s, n = self.patch_size, self.scale, len(items)
-        shared = get_worker_info() is not None  # a worker's batch travels through shared memory
-        levels = self.dtype == "uint8"
-        lr8 = _empty_batch((n, 3, p, p), torch.uint8, shared and levels)
-        hr8 = _empty_batch((n, 3, p * s, p * s), torch.uint8, shared and levels)
-        lr_out, hr_out = lr8.numpy(), hr8.numpy()
+        dtype = _DTYPES[self.dtype]
+        levels = [torch.empty((n, 3, p, p), dtype=torch.uint8), torch.empty((n, 3, p * s, p * s), dtype=torch.uint8)]
+        lr_out, hr_out = (t.numpy() for t in levels)
         for i, item in enumerate(items):
             index, epoch = item if isinstance(item, tuple) else (item, 0)
             lr_out[i], hr_out[i] = self._crop_views(index, epoch)
-        if levels:
-            lr_batch, hr_batch = lr8, hr8
-        else:  # one conversion per batch, as to_float: exact levels in float32, then / 255
-            lr_batch = _empty_batch(lr8.shape, torch.float32, shared).copy_(lr8).div_(255)
-            hr_batch = _empty_batch(hr8.shape, torch.float32, shared).copy_(hr8).div_(255)
-        return PatchList(zip(lr_batch, hr_batch), batch=(lr_batch, hr_batch))
+        # Float batches: exact levels in float32, then / 255 (as to_float), once per batch.
+        out = levels if dtype == torch.uint8 else [t.to(dtype).div_(255) for t in levels]
+        return PatchList(zip(*out), batch=out)
+
+    def batch_nbytes(self, batch_size: int) -> int:
+        """Bytes of one (LR, HR) batch as :meth:`__getitems__` makes it."""
+        p, s = self.patch_size, self.scale
+        return batch_size * 3 * (p * p + (p * s) ** 2) * _DTYPES[self.dtype].itemsize
 
     def _crop_views(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_crop` as numpy views (no copy): the same random draws, flips and rotation."""
@@ -268,7 +268,7 @@ class TrainPatches(Dataset):
 class PatchList(list):
     """Per-item (LR, HR) views of one collated batch, kept in ``batch``."""
 
-    def __init__(self, items, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def __init__(self, items, batch: "list[torch.Tensor]") -> None:
         super().__init__(items)
         self.batch = batch
 
@@ -282,16 +282,6 @@ def collate_patches(samples):
 
 
 _DTYPES = {"float32": torch.float32, "uint8": torch.uint8}
-
-
-def _empty_batch(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
-    """A float32 batch; in shared memory when made in a worker (allocated there directly, as
-    torch's default collate does, instead of being copied into shared memory when sent)."""
-    if not shared:
-        return torch.empty(shape, dtype=dtype)
-    numel = int(np.prod(shape))
-    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
-    return torch.empty(0, dtype=dtype).new(storage).view(shape)
 
 
 def _refuse_rebuild() -> list:

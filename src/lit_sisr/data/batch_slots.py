@@ -1,0 +1,194 @@
+"""Reusable shared-memory slots that DataLoader workers hand training batches back through.
+
+Why: a worker's batch normally crosses to the main process as freshly allocated shared memory.
+On Linux that is a new ``/dev/shm`` segment per tensor, whose pages are faulted in and zeroed on
+first write, plus one file-descriptor hand-over per tensor (a socket connection with an
+authentication round trip, served by a thread that waits for the worker's GIL). For 16 x4 patches
+at 64 px (3.3 MB of uint8) that was 4-5 ms per batch in the worker and 2-3 ms in the main
+process, three times the cost of cutting the patches (``benchmarks/data_path.py``).
+
+Here the main process allocates ``count`` slots once, before the workers start (forked workers
+inherit them; spawned ones receive them once with the collate function). A worker copies its
+batch into a free slot (its pages were faulted in long ago) and sends only (slot, shapes); the
+main process unpickles that as tensors over the slot's memory, without a copy. The slot is freed
+when the last of those tensors is garbage-collected (a ``_Lease`` array they hold), so a batch
+the consumer still holds is never overwritten.
+
+A slot is marked with the pid of the worker that filled it, then of the process that received
+it. Slots whose worker died before they were received (an iterator shut down with batches still
+in flight) are taken back when no slot is free; if every
+slot is taken (e.g. the consumer keeps its batches), the batch falls back to torch's own
+transport, which is slower but always correct. Persistent workers are drained by the DataLoader
+itself at each epoch's reset, which unpickles whatever was in flight.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import uuid
+import weakref
+from functools import partial
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+
+# Slots of this process, by id: a SlotBatch unpickled in the main process finds its slots here.
+_REGISTRY: "weakref.WeakValueDictionary[str, BatchSlots]" = weakref.WeakValueDictionary()
+_ALIGN = 64  # bytes: every tensor in a slot starts aligned for any dtype view
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // _ALIGN) * _ALIGN
+
+
+class BatchSlots:
+    """``count`` shared buffers of ``nbytes`` each; create in the main process before the
+    DataLoader starts its workers. ``context``: the DataLoader's ``multiprocessing_context``
+    (None: the default start method), which the slots' lock must share."""
+
+    def __init__(self, count: int, nbytes: int, context: str | None = None) -> None:
+        if count < 1 or nbytes < 1:
+            raise ValueError(f"BatchSlots needs count >= 1 and nbytes >= 1, got count={count}, nbytes={nbytes}")
+        self.id = uuid.uuid4().hex
+        self.buffer = torch.empty((count, _aligned(nbytes)), dtype=torch.uint8).share_memory_()
+        self.owner = torch.zeros(count, dtype=torch.int64).share_memory_()  # pid of the filling worker; 0: free
+        # Re-entrant: a lease can be finalized by the garbage collector while this thread holds it.
+        self.lock = multiprocessing.get_context(context).RLock()
+        # Batches sent through a slot, and the slow way (no slot free, or too large): all processes.
+        self.counts = torch.zeros(2, dtype=torch.int64).share_memory_()
+        _REGISTRY[self.id] = self
+
+    @staticmethod
+    def nbytes_for(tensors: Sequence[torch.Tensor]) -> int:
+        return sum(_aligned(t.numel() * t.element_size()) for t in tensors)
+
+    def _acquire(self) -> int | None:
+        pid = os.getpid()
+        with self.lock:
+            free = (self.owner == 0).nonzero()
+            if len(free) == 0:
+                self._reclaim_dead()
+                free = (self.owner == 0).nonzero()
+            if len(free) == 0:
+                self.counts[1] += 1
+                return None
+            slot = int(free[0])
+            self.owner[slot] = pid
+            self.counts[0] += 1
+            return slot
+
+    def _reclaim_dead(self) -> None:
+        """Free slots whose worker has exited (its batches were never unpickled). Lock held."""
+        for slot, pid in enumerate(self.owner.tolist()):
+            if pid and not _alive(pid):
+                self.owner[slot] = 0
+
+    def pack(self, tensors: Sequence[torch.Tensor]) -> "SlotBatch | list[torch.Tensor]":
+        """In a worker: copy ``tensors`` into a free slot and return what to send instead of them.
+        Falls back to the tensors themselves (torch's transport) if none is free or they do not fit."""
+        tensors = list(tensors)
+        if self.nbytes_for(tensors) > self.buffer.shape[1]:
+            with self.lock:
+                self.counts[1] += 1
+            return tensors
+        slot = self._acquire()
+        if slot is None:
+            return tensors
+        specs, offset = [], 0
+        for t in tensors:
+            self._region(slot, offset, t.shape, t.dtype).copy_(t)
+            specs.append((tuple(t.shape), t.dtype))
+            offset += _aligned(t.numel() * t.element_size())
+        return SlotBatch(self.id, slot, specs)
+
+    def unpack(self, slot: int, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
+        """In the main process: the batch in ``slot`` as tensors over the slot's memory (no copy).
+        The slot is freed when the last of them (or of their views) is garbage-collected."""
+        pid = os.getpid()
+        with self.lock:  # the slot is the receiver's now: never reclaimed as a dead worker's
+            self.owner[slot] = pid
+        lease = self.buffer[slot].numpy().view(_Lease)
+        lease.release, lease.pid = partial(self._release, slot), pid
+        flat = torch.from_numpy(lease)  # holds the lease: the slot stays taken while any view lives
+        out, offset = [], 0
+        for shape, dtype in specs:
+            nbytes = torch.Size(shape).numel() * dtype.itemsize
+            out.append(flat[offset : offset + nbytes].view(dtype).view(shape))
+            offset += _aligned(nbytes)
+        return out
+
+    def _release(self, slot: int) -> None:
+        with self.lock:  # orders the consumer's reads before the slot is seen free
+            self.owner[slot] = 0
+
+    def _region(self, slot: int, offset: int, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        nbytes = torch.Size(shape).numel() * dtype.itemsize
+        return self.buffer[slot, offset : offset + nbytes].view(dtype).view(shape)
+
+    def in_flight(self) -> int:
+        return int((self.owner != 0).sum())
+
+    def stats(self) -> dict[str, int]:
+        """Batches sent through a slot and the slow way so far, over all workers."""
+        sent, fallback = self.counts.tolist()
+        return {"slot": sent, "fallback": fallback}
+
+
+class _Lease(np.ndarray):
+    """A slot's bytes as a numpy array that frees the slot when it is deallocated. The tensors
+    handed to the consumer keep it alive (``torch.from_numpy`` holds a reference to it)."""
+
+    release, pid = None, None
+
+    def __del__(self) -> None:
+        # Only the process that received the batch frees it: a process forked from it inherits
+        # the lease and may finalize it at exit while the parent still reads the slot.
+        if self.release is not None and self.pid == os.getpid():
+            self.release()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class SlotBatch:
+    """What a worker sends for a batch in a slot: pickled as (slots id, slot, shapes), unpickled in
+    the main process as the list of tensors itself (:meth:`BatchSlots.unpack`)."""
+
+    def __init__(self, slots_id: str, slot: int, specs: list[tuple[tuple[int, ...], torch.dtype]]) -> None:
+        self.slots_id, self.slot, self.specs = slots_id, slot, specs
+
+    def __reduce__(self):
+        return _receive, (self.slots_id, self.slot, self.specs)
+
+
+def _receive(slots_id: str, slot: int, specs) -> list[torch.Tensor]:
+    slots = _REGISTRY.get(slots_id)
+    if slots is None:
+        raise RuntimeError(
+            f"a DataLoader batch arrived for batch slots {slots_id}, which this process does not hold: "
+            "BatchSlots must be created in the process that iterates the DataLoader"
+        )
+    return slots.unpack(slot, specs)
+
+
+class SlotCollate:
+    """A ``collate_fn`` that sends a worker's batch through :class:`BatchSlots` (in the main
+    process, with ``num_workers=0``, it returns ``collate(samples)`` unchanged)."""
+
+    def __init__(self, collate, slots: BatchSlots) -> None:
+        self.collate, self.slots = collate, slots
+
+    def __call__(self, samples):
+        batch = self.collate(samples)
+        if get_worker_info() is None:
+            return batch
+        return self.slots.pack(batch)
