@@ -162,8 +162,9 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cac
     assert not different, different
 
 
+@pytest.mark.parametrize("lag", [0, 1])
 def test_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(tmp_path: Path, cache: Path,
-                                                                              monkeypatch) -> None:
+                                                                              monkeypatch, lag: int) -> None:
     from lit_sisr.callbacks import NonFiniteLossError
     from lit_sisr.module import LitSR
     from lit_sisr.training import DONE_FILE, train
@@ -175,13 +176,17 @@ def test_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(tm
         return loss * float("nan") if self.global_step == 4 else loss
 
     monkeypatch.setattr(LitSR, "training_step", nan_at_step_5)
-    cfg = compose_train(tmp_path, RESUME + ["callbacks.step_checkpoint.every_n_train_steps=2"])
+    # lag 1 (the GPU default) reads step 5's check at step 6, after step 5's update: the update at
+    # the end of step 6 never happens and nothing after step 4 is saved either way.
+    cfg = compose_train(tmp_path, RESUME + ["callbacks.step_checkpoint.every_n_train_steps=2",
+                                            f"callbacks.finite_loss.lag_steps={lag}"])
     with pytest.raises(NonFiniteLossError) as stop:
         train(cfg)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     message = str(stop.value)
     assert "\n" not in message and message.startswith("training loss is nan at step 5 (epoch 0, batch 5)"), message
-    assert f"Last good checkpoint: {last} (step 4)" in message
+    seen = "training stopped before this step's update" if lag == 0 else "seen at step 6 (lag_steps"
+    assert seen in message and f"Last good checkpoint: {last} (step 4)" in message
     state = torch.load(last, map_location="cpu", weights_only=True)
     assert state["global_step"] == 4 and all(torch.isfinite(w).all() for w in state["current_model_state"].values())
     assert not (tmp_path / "run" / DONE_FILE).exists()
@@ -197,3 +202,20 @@ def test_checkpoints_with_non_finite_weights_are_refused() -> None:
     bad = {"global_step": 4, "state_dict": {"w": torch.ones(2)}, "current_model_state": {"w": torch.tensor([1.0, float("inf")])}}
     with pytest.raises(NonFiniteLossError, match=r"refusing to save a checkpoint at step 4: current_model_state.w has NaN/inf"):
         guard.on_save_checkpoint(trainer, None, bad)
+
+
+def test_a_late_read_check_is_still_read_when_training_ends() -> None:
+    from types import SimpleNamespace
+
+    from lit_sisr.callbacks import FiniteLossGuard, NonFiniteLossError
+
+    guard = FiniteLossGuard(lag_steps=1)
+    trainer = SimpleNamespace(world_size=1, global_step=0, current_epoch=0, checkpoint_callbacks=[],
+                              fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_idx=0)))
+    guard.on_before_backward(trainer, None, torch.tensor(1.0))
+    trainer.global_step = trainer.fit_loop.epoch_loop.batch_idx = 1
+    guard.on_before_backward(trainer, None, torch.tensor(float("inf")))  # step 2: not read yet
+    with pytest.raises(NonFiniteLossError, match=r"loss is inf at step 2 \(epoch 0, batch 2\): seen when training ended"):
+        guard.on_train_end(trainer, None)
+    with pytest.raises(ValueError, match="lag_steps=-1"):
+        FiniteLossGuard(lag_steps=-1)

@@ -5,8 +5,10 @@ Both are enabled in ``conf/callbacks/default.yaml``; docs/reliability.md describ
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -38,43 +40,112 @@ def _last_good_checkpoint(trainer: pl.Trainer, fallback: str | None) -> str | No
     return max(existing, key=lambda p: Path(p).stat().st_mtime_ns) if existing else None
 
 
+class _HostFlag:
+    """A device bool on its way to the host: copied without waiting (pinned memory and an event on
+    CUDA), read when asked. On CPU it is the value itself."""
+
+    def __init__(self, flag: torch.Tensor) -> None:
+        self.event = None
+        if flag.is_cuda:
+            self.value = torch.empty((), dtype=torch.bool, pin_memory=True)
+            self.value.copy_(flag, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.value = flag
+
+    def read(self) -> bool:
+        if self.event is not None:
+            self.event.synchronize()  # this flag's copy only, not the whole device queue
+        return bool(self.value)
+
+
 def _any_rank(trainer: pl.Trainer, flag: bool) -> bool:
-    """True on every rank when ``flag`` is true on any rank (a no-op for a single process)."""
+    """True on every rank when ``flag`` is true on any rank (a no-op for a single process; under
+    DDP a collective and a host read)."""
     if trainer.world_size == 1:
         return flag
     return bool(trainer.strategy.reduce_boolean_decision(flag, all=False))
 
 
+def _any_rank_on_device(trainer: pl.Trainer, flag: torch.Tensor) -> torch.Tensor:
+    """:func:`_any_rank` for a device tensor, without reading it on the host."""
+    if trainer.world_size == 1:
+        return flag
+    return trainer.strategy.reduce(flag.to(torch.float32), reduce_op="sum") > 0
+
+
 class FiniteLossGuard(pl.Callback):
-    """Stop training at the first NaN/infinite loss, before the optimizer step that would spread it
-    into the weights, with one line naming the step and the last good checkpoint; and refuse to
-    write any checkpoint whose weights are not finite, so a bad state never replaces a good file.
+    """Stop training at the first NaN/infinite loss, with one line naming the step and the last
+    good checkpoint; and refuse to write any checkpoint whose weights are not finite, so a bad
+    state never replaces a good file.
 
     The loss is checked in ``on_before_backward`` (inside the optimizer closure, before
-    ``backward`` and ``optimizer.step``), so the weights and optimizer state in memory are still
-    those of the previous step; raising there ends ``fit`` through Lightning's exception path,
-    which saves nothing by itself (no ``OnExceptionCheckpoint`` is configured).
+    ``backward`` and ``optimizer.step``); raising there ends ``fit`` through Lightning's exception
+    path, which saves nothing by itself (no ``OnExceptionCheckpoint`` is configured).
+
+    ``lag_steps``: how many steps later a step's check is read on the host. With 0 the check is
+    read at once and training stops *before* the bad update reaches the weights; on a GPU that is
+    a host-device sync every step (the CPU waits for the forward pass before it can queue the
+    backward). With 1 the flag is copied to the host without waiting and read one step later,
+    when the device has long finished it, so nothing stalls; the bad update has then reached the
+    weights in memory, which are never saved (see above). ``None`` (the default): 0 on CPU, where
+    reading costs nothing, 1 on an accelerator. Under DDP every rank reads the same all-reduced
+    flag at the same step, so all ranks stop together.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lag_steps: int | None = None) -> None:
+        if lag_steps is not None and lag_steps < 0:
+            raise ValueError(f"FiniteLossGuard lag_steps={lag_steps}: expected 0, 1, ... or None (auto)")
+        self.lag_steps = lag_steps
         self._resumed_from: str | None = None
         self._last_saved_step: int | None = None
+        # (step, epoch, batch, loss, flag) of checks not read yet
+        self._pending: deque[tuple[int, int, int, torch.Tensor, _HostFlag]] = deque()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.ckpt_path:
             self._resumed_from, self._last_saved_step = str(trainer.ckpt_path), trainer.global_step
+        self._pending.clear()
+
+    def _lag(self, loss: torch.Tensor) -> int:
+        if self.lag_steps is not None:
+            return self.lag_steps
+        return 0 if loss.device.type == "cpu" else 1
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
-        bad = not bool(torch.isfinite(loss.detach()).all())
-        if not _any_rank(trainer, bad):
-            return
+        loss = loss.detach()
+        bad = _any_rank_on_device(trainer, ~torch.isfinite(loss).all())
+        step, epoch, batch = trainer.global_step + 1, trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_idx + 1
+        self._pending.append((step, epoch, batch, loss, _HostFlag(bad)))
+        self._read(trainer, self._lag(loss), seen_at=step)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._read(trainer, 0, seen_at=None)  # the last steps' checks, still unread
+
+    def _read(self, trainer: pl.Trainer, keep: int, seen_at: int | None) -> None:
+        while len(self._pending) > keep:
+            step, epoch, batch, loss, flag = self._pending.popleft()
+            if flag.read():
+                self._pending.clear()
+                self._stop(trainer, step, epoch, batch, loss, seen_at)
+
+    def _stop(self, trainer: pl.Trainer, step: int, epoch: int, batch: int, loss: torch.Tensor,
+              seen_at: int | None) -> None:
+        value = loss.float().sum().item()
+        value = value if not math.isfinite(value) else "non-finite on another rank"
         good = _last_good_checkpoint(trainer, self._resumed_from)
         where = f"{good} (step {self._last_saved_step})" if good else "none (no checkpoint saved yet)"
-        value = loss.detach().float().sum().item() if bad else "non-finite on another rank"
+        if seen_at == step:
+            what = "training stopped before this step's update, nothing saved"
+        else:
+            when = f"at step {seen_at}" if seen_at is not None else "when training ended"
+            what = (f"seen {when} (lag_steps: the check is read late so as not to stall the device), so the "
+                    "weights in memory took that update; they are not saved")
         raise NonFiniteLossError(
-            f"training loss is {value} at step {trainer.global_step + 1} (epoch {trainer.current_epoch}, batch "
-            f"{trainer.fit_loop.epoch_loop.batch_idx + 1}): training stopped before this step's update, nothing "
-            f"saved. Last good checkpoint: {where}. Lower the learning rate or check the data before resuming."
+            f"training loss is {value} at step {step} (epoch {epoch}, batch {batch}): {what}. "
+            f"Last good checkpoint: {where}. "
+            "Lower the learning rate or check the data before resuming."
         )
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -113,16 +184,20 @@ class SignalCheckpoint(Checkpoint):
     wherever the main thread happens to be (e.g. halfway through ``optimizer.step``), so a
     checkpoint written from ``on_exception`` can hold a half-updated state. Here the handler only
     records the signal; the save happens at a batch boundary, the same place as the periodic
-    checkpoints, so the resume is exact. Under DDP the ranks agree on the stop (one boolean
-    all-reduce per step). The handlers are installed for the training loop only (``on_train_start``
+    checkpoints, so the resume is exact. Under DDP the ranks agree on the stop with one boolean
+    all-reduce every ``ddp_check_every_n_steps`` steps (a host-device sync, so not every step; the
+    stop comes at most that many batches later, well inside SLURM's signal warning). The handlers are installed for the training loop only (``on_train_start``
     to ``on_train_end``); a signal during validation waits for the next batch end, one at the end
     of training stops without a new save (the last epoch's checkpoint is on disk), and outside
     training the previous handlers (submitit's, Lightning's) act as before. A subclass of
     ``Checkpoint`` so that Lightning runs it after the other callbacks (EMA updates first).
     """
 
-    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+    def __init__(self, dirpath: str, filename: str = "last.ckpt", ddp_check_every_n_steps: int = 10) -> None:
+        if ddp_check_every_n_steps < 1:
+            raise ValueError(f"SignalCheckpoint ddp_check_every_n_steps={ddp_check_every_n_steps}: expected >= 1")
         self.path = str(Path(dirpath) / filename)
+        self.ddp_check_every_n_steps = ddp_check_every_n_steps
         self._pending: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -150,6 +225,9 @@ class SignalCheckpoint(Checkpoint):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        # global_step is the same on every rank, so all ranks join the same collectives.
+        if trainer.world_size > 1 and trainer.global_step % self.ddp_check_every_n_steps:
+            return
         if _any_rank(trainer, self._pending is not None):
             trainer.save_checkpoint(self.path)
             self._stop(trainer, saved=True)
