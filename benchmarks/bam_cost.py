@@ -149,6 +149,7 @@ def main() -> None:
                 rows.append((name, size, variant, f"{count_parameters(net):,}", sites, f"{ms:.0f}",
                              f"{1000 / ms:.2f}", f"{rel:.3f}", f"{100 * share:.1f}%",
                              f"{peak_memory(net, x) / 2**20:.0f}"))
+                print("| " + " | ".join(map(str, rows[-1])) + " |", file=sys.stderr, flush=True)  # progress
         del nets
     print()
     print(table(["network", "LR px", "attention", "params", "sites", "latency ms (median)", "FPS",

@@ -236,3 +236,10 @@ def test_command_lines_print_one_error_line_exit_2_and_leave_no_run_folder(tmp_p
     assert code == 2 and line.startswith(f"error: {corrupt}: not a readable PyTorch checkpoint")
     left = [p for p in (tmp_path / "logs").rglob("*") if p.is_file()] if (tmp_path / "logs").exists() else []
     assert left == []
+
+
+@pytest.mark.parametrize("options,suffix", [([], ""), (["self_ensemble=true"], "-se8"), (["tile=64"], ""),
+                                            (["self_ensemble=true", "tile=64", "tile_exact=false"], "-se8-tiles64approx")])
+def test_eval_run_names_mark_options_that_change_the_figures(options: list[str], suffix: str) -> None:
+    cfg = compose_cfg(["model=imdn", "scale=4", *options], "eval")
+    assert cfg.run_name == f"imdn-original-x4{suffix}"

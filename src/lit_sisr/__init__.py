@@ -29,3 +29,16 @@ def run_id(*parts: object) -> str:
 
 
 OmegaConf.register_new_resolver("lit_sisr.run_id", run_id, replace=True)
+
+
+def eval_run_tag(self_ensemble: object, tile: object, tile_exact: object) -> str:
+    """The eval run-name suffix for test-time options that change the figures: ``-se8`` for the
+    x8 self-ensemble, ``-tiles<N>approx`` for inexact tiling (exact tiles change nothing), so
+    such an evaluation does not overwrite the plain one of the same network."""
+    tag = "-se8" if self_ensemble else ""
+    if tile and tile_exact is False:
+        tag += f"-tiles{tile}approx"
+    return tag
+
+
+OmegaConf.register_new_resolver("lit_sisr.eval_run_tag", eval_run_tag, replace=True)
