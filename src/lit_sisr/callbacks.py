@@ -69,10 +69,14 @@ def _any_rank(trainer: pl.Trainer, flag: bool) -> bool:
 
 
 def _any_rank_on_device(trainer: pl.Trainer, flag: torch.Tensor) -> torch.Tensor:
-    """:func:`_any_rank` for a device tensor, without reading it on the host."""
+    """:func:`_any_rank` for a device tensor, without reading it on the host. Calls
+    ``torch.distributed`` directly: Lightning's ``strategy.reduce`` runs a barrier first, which
+    with NCCL blocks the host."""
     if trainer.world_size == 1:
         return flag
-    return trainer.strategy.reduce(flag.to(torch.float32), reduce_op="sum") > 0
+    flag = flag.to(torch.int32)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return flag > 0
 
 
 class FiniteLossGuard(pl.Callback):

@@ -43,6 +43,20 @@ def _aligned(nbytes: int) -> int:
     return -(-nbytes // _ALIGN) * _ALIGN
 
 
+def _nbytes(spec: tuple[tuple[int, ...], torch.dtype]) -> int:
+    shape, dtype = spec
+    return torch.Size(shape).numel() * dtype.itemsize
+
+
+def _views(flat: torch.Tensor, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
+    """One tensor per (shape, dtype), consecutive and aligned views of the flat uint8 ``flat``."""
+    out, offset = [], 0
+    for spec in specs:
+        out.append(flat[offset : offset + _nbytes(spec)].view(spec[1]).view(spec[0]))
+        offset += _aligned(_nbytes(spec))
+    return out
+
+
 class BatchSlots:
     """``count`` shared buffers of ``nbytes`` each; create in the main process before the
     DataLoader starts its workers. ``context``: the DataLoader's ``multiprocessing_context``
@@ -59,10 +73,6 @@ class BatchSlots:
         # Batches sent through a slot, and the slow way (no slot free, or too large): all processes.
         self.counts = torch.zeros(2, dtype=torch.int64).share_memory_()
         _REGISTRY[self.id] = self
-
-    @staticmethod
-    def nbytes_for(tensors: Sequence[torch.Tensor]) -> int:
-        return sum(_aligned(t.numel() * t.element_size()) for t in tensors)
 
     def _acquire(self) -> int | None:
         pid = os.getpid()
@@ -89,18 +99,16 @@ class BatchSlots:
         """In a worker: copy ``tensors`` into a free slot and return what to send instead of them.
         Falls back to the tensors themselves (torch's transport) if none is free or they do not fit."""
         tensors = list(tensors)
-        if self.nbytes_for(tensors) > self.buffer.shape[1]:
+        specs = [(tuple(t.shape), t.dtype) for t in tensors]
+        if sum(_aligned(_nbytes(spec)) for spec in specs) > self.buffer.shape[1]:
             with self.lock:
                 self.counts[1] += 1
             return tensors
         slot = self._acquire()
         if slot is None:
             return tensors
-        specs, offset = [], 0
-        for t in tensors:
-            self._region(slot, offset, t.shape, t.dtype).copy_(t)
-            specs.append((tuple(t.shape), t.dtype))
-            offset += _aligned(t.numel() * t.element_size())
+        for region, t in zip(_views(self.buffer[slot], specs), tensors):
+            region.copy_(t)
         return SlotBatch(self.id, slot, specs)
 
     def unpack(self, slot: int, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
@@ -111,21 +119,11 @@ class BatchSlots:
             self.owner[slot] = pid
         lease = self.buffer[slot].numpy().view(_Lease)
         lease.release, lease.pid = partial(self._release, slot), pid
-        flat = torch.from_numpy(lease)  # holds the lease: the slot stays taken while any view lives
-        out, offset = [], 0
-        for shape, dtype in specs:
-            nbytes = torch.Size(shape).numel() * dtype.itemsize
-            out.append(flat[offset : offset + nbytes].view(dtype).view(shape))
-            offset += _aligned(nbytes)
-        return out
+        return _views(torch.from_numpy(lease), specs)  # they hold the lease: the slot stays taken
 
     def _release(self, slot: int) -> None:
         with self.lock:  # orders the consumer's reads before the slot is seen free
             self.owner[slot] = 0
-
-    def _region(self, slot: int, offset: int, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-        nbytes = torch.Size(shape).numel() * dtype.itemsize
-        return self.buffer[slot, offset : offset + nbytes].view(dtype).view(shape)
 
     def in_flight(self) -> int:
         return int((self.owner != 0).sum())
