@@ -139,8 +139,8 @@ def main() -> None:
             x = torch.rand(1, 3, size, size, device=device)
             times = {v: [] for v in nets}
             for repeat in range(args.repeats):
-                # Alternate which variant goes first: the second one of a pair runs on memory the
-                # first has just released (fewer page faults), a bias of up to 15 % on this CPU.
+                # Alternate which variant goes first: the second of a pair may run on memory the
+                # first has just released (fewer page faults), which would bias a fixed order.
                 order = list(nets) if repeat % 2 == 0 else list(reversed(nets))
                 for variant in order:
                     times[variant].append(latency(nets[variant], x, args.iters))
