@@ -21,10 +21,11 @@ from torch.utils.data import DataLoader, default_collate
 from refdata import BENCHMARK, REPO, need
 from lit_sisr.attention import AttentionFactory
 from lit_sisr.data.cache import DecodedCache
-from lit_sisr.data.datasets import ImageSet, TrainPatches, collate_patches
+from lit_sisr.data.datasets import ImageSet, TrainPatches, collate_patches, five_crops
 from lit_sisr.data.io import read_image
 from lit_sisr.data.samplers import EpochSampler
 from lit_sisr.module import LitSR
+from lit_sisr.protocols import standard_pair
 
 
 def save_png(path: Path, seed: int, shape=(40, 52)) -> Path:
@@ -53,16 +54,34 @@ def test_cache_is_built_once_reused_and_gives_the_same_patches(hr_folder: Path, 
     plain = TrainPatches(images, scale=2, patch_size=8, seed=3)
     first = TrainPatches(images, scale=2, patch_size=8, seed=3, cache_dir=tmp_path / "cache")
     again = TrainPatches(images, scale=2, patch_size=8, seed=3, cache_dir=tmp_path / "cache")
-    assert first.cache.stats == {"built": 3, "reused": 0}
-    assert again.cache.stats == {"built": 0, "reused": 3}
-    assert len(list((tmp_path / "cache").glob("*.json"))) == 3
+    assert first.cache.stats == {"built": 6, "reused": 0}  # an HR and an LR entry per image
+    assert again.cache.stats == {"built": 0, "reused": 6}
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 6
     for (lr0, hr0), (lr1, hr1) in zip(plain.pairs, again.pairs):
         assert torch.equal(lr0, lr1) and torch.equal(hr0, hr1)
     for a, b in zip(items(plain, KEYS), items(again, KEYS)):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     # memory-mapped, not loaded: the pages stay shared with the other processes
-    arrays = again.cache.get(*again._entries[0], make=lambda: pytest.fail("rebuilt a valid entry"))
+    arrays = again.cache.get(*again._entries[0][0], make=lambda: pytest.fail("rebuilt a valid entry"))
     assert all(isinstance(a, np.memmap) for a in arrays)
+
+
+@pytest.mark.parametrize("five_crop", [False, True])
+def test_scales_share_the_cached_hr_images(hr_folder: Path, tmp_path: Path, five_crop: bool) -> None:
+    images = ImageSet("t", str(hr_folder))
+    TrainPatches(images, scale=2, patch_size=4, five_crop=five_crop, cache_dir=tmp_path / "cache")
+    x4 = TrainPatches(images, scale=4, patch_size=4, five_crop=five_crop, seed=5, cache_dir=tmp_path / "cache")
+    assert x4.cache.stats == {"built": 3, "reused": 3}  # only the x4 LR images are new
+    plain = TrainPatches(images, scale=4, patch_size=4, five_crop=five_crop, seed=5)
+    for (lr0, hr0), (lr1, hr1) in zip(plain.pairs, x4.pairs):
+        assert torch.equal(lr0, lr1) and torch.equal(hr0, hr1) and hr1.shape[-2:] == (4 * lr1.shape[-2], 4 * lr1.shape[-1])
+    for a, b in zip(items(plain, KEYS), items(x4, KEYS)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    # the pairs are those of the evaluation code path (protocols.standard_pair) on each HR (or crop)
+    hrs = [crop for f in images.files() for crop in (five_crops(read_image(f)) if five_crop else [read_image(f)])]
+    for (lr, hr), source in zip(x4.pairs, hrs):
+        expected_lr, expected_hr = standard_pair(None, source, 4)
+        assert torch.equal(lr, expected_lr) and torch.equal(hr, expected_hr)
 
 
 def test_cache_rebuilds_when_a_source_changes(hr_folder: Path, tmp_path: Path) -> None:
@@ -71,27 +90,27 @@ def test_cache_rebuilds_when_a_source_changes(hr_folder: Path, tmp_path: Path) -
     changed = save_png(hr_folder / "img1.png", seed=99, shape=(44, 52))
     os.utime(changed, ns=(1, 1))  # a new mtime even on a coarse-clock file system
     data = TrainPatches(images, scale=2, patch_size=8, cache_dir=tmp_path / "cache")
-    assert data.cache.stats == {"built": 1, "reused": 2}
+    assert data.cache.stats == {"built": 2, "reused": 4}  # its HR and LR entries
     assert torch.equal(data.pairs[1][1], read_image(changed))
 
 
 def test_cache_detects_corrupted_pixels(hr_folder: Path, tmp_path: Path) -> None:
     images = ImageSet("t", str(hr_folder))
     built = TrainPatches(images, scale=2, patch_size=8, cache_dir=tmp_path / "cache")
-    manifest = built.cache.manifest_path(built._entries[0][0], built._entries[0][1])
-    npy = tmp_path / "cache" / json.loads(manifest.read_text())["arrays"][1]["file"]
+    manifest = built.cache.manifest_path(*built._entries[0][0])  # image 0's HR entry
+    npy = tmp_path / "cache" / json.loads(manifest.read_text())["arrays"][0]["file"]
     arr = np.load(npy)
     arr[:, 0, :] ^= 0xFF  # row 0 is in the sampled checksum
     np.save(npy, arr)
     again = TrainPatches(images, scale=2, patch_size=8, cache_dir=tmp_path / "cache")
-    assert again.cache.stats == {"built": 1, "reused": 2}
+    assert again.cache.stats == {"built": 1, "reused": 5}
     assert torch.equal(again.pairs[0][1], read_image(hr_folder / "img0.png"))
     # a change outside the sampled rows is caught by the full check
     arr = np.load(npy)
     arr[:, 1, :] ^= 0xFF
     np.save(npy, arr)
     full = DecodedCache(tmp_path / "cache", verify="full")
-    assert full.get(*built._entries[0], make=lambda: [np.zeros((3, 2, 2), np.uint8)])[0].shape == (3, 2, 2)
+    assert full.get(*built._entries[0][0], make=lambda: [np.zeros((3, 2, 2), np.uint8)])[0].shape == (3, 2, 2)
     assert full.stats == {"built": 1, "reused": 0}
 
 

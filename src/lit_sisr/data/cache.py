@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: HR stored once for every scale, LR per scale
 
 
 def _stat(path: Path) -> dict:

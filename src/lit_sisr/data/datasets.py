@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -69,15 +69,21 @@ def load_pair(hr_path: Path, lr_dir: str | None, scale: int, protocol: str = "st
         raise ImageError(f"{hr_path}: {tuple(hr.shape[-2:])} is smaller than the scale {scale}")
     lr = None
     if lr_dir is not None and protocol_.uses_lr_files:
-        lr_path = _lr_path(lr_dir, hr_path, scale)
-        lr = read_image(lr_path)
-        (lh, lw), (hh, hw) = lr.shape[-2:], hr.shape[-2:]
-        if not (lh * scale <= hh < (lh + 1) * scale and lw * scale <= hw < (lw + 1) * scale):
-            raise ImageError(
-                f"{lr_path}: LR {lh}x{lw} does not match HR {hr_path} ({hh}x{hw}) at scale {scale}; "
-                f"expected LR {hh // scale}x{hw // scale}"
-            )
+        lr = _read_lr(lr_dir, hr_path, hr, scale)
     return protocol_.make_pair(lr, hr, scale)
+
+
+def _read_lr(lr_dir: str, hr_path: Path, hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The stored LR image of ``hr_path``, checked to be HR's size divided by ``scale``."""
+    lr_path = _lr_path(lr_dir, hr_path, scale)
+    lr = read_image(lr_path)
+    (lh, lw), (hh, hw) = lr.shape[-2:], hr.shape[-2:]
+    if not (lh * scale <= hh < (lh + 1) * scale and lw * scale <= hw < (lw + 1) * scale):
+        raise ImageError(
+            f"{lr_path}: LR {lh}x{lw} does not match HR {hr_path} ({hh}x{hw}) at scale {scale}; "
+            f"expected LR {hh // scale}x{hw // scale}"
+        )
+    return lr
 
 
 def five_crops(img: torch.Tensor) -> list[torch.Tensor]:
@@ -101,6 +107,15 @@ def augment(lr: torch.Tensor, hr: torch.Tensor, g: torch.Generator) -> tuple[tor
     if rot:
         lr, hr = lr.rot90(1, (-2, -1)), hr.rot90(1, (-2, -1))
     return lr, hr
+
+
+# A decoded-cache entry: (source files, variant).
+_Entry = tuple[list[Path], str]
+
+
+def _paired(lrs: list[torch.Tensor], hrs: list[torch.Tensor], scale: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(LR, HR) with HR cropped top-left to LR size x scale, as a view (no copy)."""
+    return [(lr, hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale]) for lr, hr in zip(lrs, hrs)]
 
 
 class TrainPatches(Dataset):
@@ -141,39 +156,44 @@ class TrainPatches(Dataset):
         self.cache = DecodedCache(cache_dir) if cache_dir is not None else None
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.sources: list[Path] = []
-        # (sources, variant) of each cache entry, to re-open the memory maps after pickling.
-        self._entries: list[tuple[list[Path], str]] = []
+        # The (HR, LR) cache entries of each source image, to re-open the memory maps after pickling.
+        self._entries: list[tuple[_Entry, _Entry]] = []
         for path in images.files():
-            sources, variant = self._entry(path, images.lr_dir, five_crop)
-            arrays = self._decoded(path, images.lr_dir, five_crop, sources, variant)
-            self._entries.append((sources, variant))
-            for lr, hr_full in zip(arrays[0::2], arrays[1::2]):
+            hr_entry, lr_entry = self._entry(path, images.lr_dir, five_crop)
+            hrs = self._decoded(hr_entry, lambda: five_crops(read_image(path)) if five_crop else [read_image(path)])
+            lrs = self._decoded(lr_entry, lambda: self._make_lr(path, images.lr_dir, hrs))
+            self._entries.append((hr_entry, lr_entry))
+            for lr, hr in _paired(lrs, hrs, scale):
                 if min(lr.shape[-2:]) < patch_size:
                     raise ImageError(
                         f"{path}: LR size {tuple(lr.shape[-2:])} is smaller than the training patch {patch_size}"
                     )
-                self.pairs.append((lr, hr_full))
+                self.pairs.append((lr, hr))
                 self.sources.append(path)
 
-    def _entry(self, path: Path, lr_dir: str | None, five_crop: bool) -> tuple[list[Path], str]:
+    def _entry(self, path: Path, lr_dir: str | None, five_crop: bool) -> tuple[_Entry, _Entry]:
+        """Cache entries (sources, variant) of one image's HR (whole, or its five crops) and of its
+        LR at this scale. The HR entry does not depend on the scale or on where LR comes from, so
+        runs at x2, x3 and x4 share it; each pair's HR is a top-left view of it (LR size x scale)."""
+        crop = "five-crop " if five_crop else ""
+        hr = ([path], f"{crop}hr")
         if lr_dir is not None:
-            return [path, _lr_path(lr_dir, path, self.scale)], f"pair x{self.scale} lr-file"
-        return [path], f"{'five-crop ' if five_crop else ''}pair x{self.scale} bicubic"
+            return hr, ([path, _lr_path(lr_dir, path, self.scale)], f"lr x{self.scale} lr-file")
+        return hr, ([path], f"{crop}lr x{self.scale} bicubic")
 
-    def _decoded(self, path, lr_dir, five_crop, sources, variant) -> list[torch.Tensor]:
-        """[LR, HR, LR, HR, ...] uint8 tensors for one source image (five pairs with five_crop)."""
-        def make() -> list[torch.Tensor]:
-            hrs = five_crops(read_image(path)) if five_crop else [None]
-            return [t for hr in hrs for t in self._pair(path, lr_dir, hr)]
-
+    def _decoded(self, entry: _Entry, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """The uint8 arrays of a cache entry (memory-mapped), or ``make()`` without a cache."""
         if self.cache is None:
             return make()
-        return [torch.from_numpy(a) for a in self.cache.get(sources, variant, lambda: [t.numpy() for t in make()])]
+        return [torch.from_numpy(a) for a in self.cache.get(*entry, lambda: [t.numpy() for t in make()])]
 
-    def _pair(self, path: Path, lr_dir: str | None, hr: torch.Tensor | None):
-        if hr is None:
-            return load_pair(path, lr_dir, self.scale)
-        return standard_pair(None, hr, self.scale)  # a five-crop: MATLAB-bicubic LR of it
+    def _make_lr(self, path: Path, lr_dir: str | None, hrs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """LR of each HR: the stored file, or the MATLAB-exact bicubic of its top-left modcrop."""
+        if min(hrs[0].shape[-2:]) < self.scale:
+            raise ImageError(f"{path}: {tuple(hrs[0].shape[-2:])} is smaller than the scale {self.scale}")
+        if lr_dir is not None:
+            return [_read_lr(lr_dir, path, hrs[0], self.scale)]
+        return [standard_pair(None, hr, self.scale)[0] for hr in hrs]
 
     def __getstate__(self) -> dict:
         # Memory-mapped pairs are re-opened, not pickled (spawned workers would copy the data).
@@ -186,9 +206,9 @@ class TrainPatches(Dataset):
         self.__dict__.update(state)
         if self.pairs is None:
             self.pairs = []
-            for sources, variant in self._entries:
-                arrays = [torch.from_numpy(a) for a in self.cache.get(sources, variant, _refuse_rebuild)]
-                self.pairs.extend(zip(arrays[0::2], arrays[1::2]))
+            for hr_entry, lr_entry in self._entries:
+                hrs, lrs = ([torch.from_numpy(a) for a in self.cache.get(*e, _refuse_rebuild)] for e in (hr_entry, lr_entry))
+                self.pairs.extend(_paired(lrs, hrs, self.scale))
 
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat
