@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_arg, footer, header, interleaved, median, parse, spread, table  # noqa: E402
 
-from lit_sisr.data.batch_slots import BatchSlots, SlotCollate  # noqa: E402
+from lit_sisr.data.batch_slots import BatchSlots  # noqa: E402
 from lit_sisr.data.datamodule import _HELD_BY_CONSUMER, _PREFETCH  # noqa: E402
 from lit_sisr.data.datasets import ImageSet, TrainPatches, augment, collate_patches  # noqa: E402
 from lit_sisr.data.io import read_image, to_float  # noqa: E402
@@ -85,9 +85,10 @@ def throughput(data: Dataset, workers: int, batches: int, warmup: int, batch_siz
                convert: bool = False, slots: bool = False) -> float:
     sampler = EpochSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
     collate = collate_patches if batched else None
-    if slots and workers:  # as SRDataModule builds its training loader
-        collate = SlotCollate(collate_patches, BatchSlots(workers * _PREFETCH + _HELD_BY_CONSUMER,
-                                                          data.batch_nbytes(batch_size)))
+    if isinstance(data, TrainPatches):  # slots as SRDataModule sets them for its training loader
+        data.batch_slots = None
+        if slots and workers:
+            data.batch_slots = BatchSlots(workers * _PREFETCH + _HELD_BY_CONSUMER, data.batch_nbytes(batch_size))
     loader = DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
                         prefetch_factor=_PREFETCH if workers else None)
     it = iter(loader)

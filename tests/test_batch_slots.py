@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from lit_sisr.data.batch_slots import BatchSlots, SlotBatch, SlotCollate
+from lit_sisr.data.batch_slots import BatchSlots, SlotBatch
 from lit_sisr.data.datamodule import SRDataModule
 from lit_sisr.data.datasets import ImageSet, TrainPatches, collate_patches
 from lit_sisr.data.samplers import EpochSampler
@@ -32,10 +32,21 @@ def patches(tmp_path_factory) -> TrainPatches:
     return TrainPatches(ImageSet("t", str(folder)), scale=2, patch_size=8, repeat=8, dtype="uint8")
 
 
-def loader(data, slots: BatchSlots | None, workers: int, **kwargs) -> DataLoader:
+def loader(data: TrainPatches, slots: BatchSlots | None, workers: int, **kwargs) -> DataLoader:
+    data.batch_slots = slots  # as SRDataModule does
     sampler = EpochSampler(data, num_replicas=1, rank=0, shuffle=True, seed=1, drop_last=True)
-    collate = SlotCollate(collate_patches, slots) if slots is not None else collate_patches
-    return DataLoader(data, batch_size=4, sampler=sampler, collate_fn=collate, num_workers=workers, **kwargs)
+    return DataLoader(data, batch_size=4, sampler=sampler, collate_fn=collate_patches, num_workers=workers, **kwargs)
+
+
+def send(slots: BatchSlots, tensors: list[torch.Tensor]):
+    """What a worker does: fill a reserved slot, or fall back to sending the tensors."""
+    reserved = slots.reserve([(t.shape, t.dtype) for t in tensors])
+    if reserved is None:
+        return tensors
+    regions, message = reserved
+    for region, t in zip(regions, tensors):
+        region.copy_(t)
+    return message
 
 
 def same(a: list, b: list) -> bool:
@@ -90,9 +101,9 @@ def test_slots_of_dead_workers_are_reclaimed_and_held_ones_are_not() -> None:
     batch = [torch.arange(10, dtype=torch.uint8)]
     slots = BatchSlots(1, 64)
     slots.owner[0] = os.getpid()  # held by a live process (a consumer): no slot for a new batch
-    assert slots.pack(batch) == batch and slots.stats() == {"slot": 0, "fallback": 1}
+    assert send(slots, batch) == batch and slots.stats() == {"slot": 0, "fallback": 1}
     slots.owner[0] = finished_pid()  # filled by a worker that died before the batch was received
-    sent = slots.pack(batch)
+    sent = send(slots, batch)
     assert isinstance(sent, SlotBatch) and slots.stats()["slot"] == 1
     (received,) = pickle.loads(pickle.dumps(sent))  # what the DataLoader's main process does
     assert torch.equal(received, batch[0]) and slots.in_flight() == 1
@@ -102,7 +113,7 @@ def test_slots_of_dead_workers_are_reclaimed_and_held_ones_are_not() -> None:
 
 def test_a_lease_inherited_by_another_process_does_not_free_the_slot(monkeypatch) -> None:
     slots = BatchSlots(1, 64)
-    (received,) = pickle.loads(pickle.dumps(slots.pack([torch.ones(4)])))
+    (received,) = pickle.loads(pickle.dumps(send(slots, [torch.ones(4)])))
     parent = os.getpid()
     monkeypatch.setattr("lit_sisr.data.batch_slots.os.getpid", lambda: parent + 1)  # as in a forked child
     del received
@@ -112,13 +123,13 @@ def test_a_lease_inherited_by_another_process_does_not_free_the_slot(monkeypatch
 def test_too_large_batches_take_the_slow_path() -> None:
     slots = BatchSlots(2, 16)
     batch = [torch.zeros(100, dtype=torch.uint8)]  # slots hold 64 bytes (16 rounded up to the alignment)
-    assert slots.pack(batch) is not None and slots.stats() == {"slot": 0, "fallback": 1}
+    assert slots.reserve([(batch[0].shape, batch[0].dtype)]) is None and slots.stats() == {"slot": 0, "fallback": 1}
     with pytest.raises(ValueError, match="count >= 1"):
         BatchSlots(0, 16)
 
 
 def test_unknown_slots_are_named_on_arrival() -> None:
-    sent = pickle.dumps(BatchSlots(1, 64).pack([torch.ones(2)]))
+    sent = pickle.dumps(send(BatchSlots(1, 64), [torch.ones(2)]))
     gc.collect()  # the slots are gone from this process
     with pytest.raises(RuntimeError, match="BatchSlots must be created in the process that iterates"):
         pickle.loads(sent)
@@ -129,8 +140,10 @@ def test_datamodule_sends_worker_batches_through_slots(patches: TrainPatches) ->
                           num_workers=2)
     module.train_data = patches
     train = module.train_dataloader()
-    assert isinstance(train.collate_fn, SlotCollate) and train.collate_fn.slots.buffer.shape[0] == 2 * 2 + 3
+    slots = patches.batch_slots
+    assert train.collate_fn is collate_patches and slots.buffer.shape[0] == 2 * 2 + 3
     batches = [(lr.clone(), hr.clone()) for lr, hr in train]
-    assert len(batches) == 6 and train.collate_fn.slots.stats()["fallback"] == 0
+    assert len(batches) == 6 and slots.stats() == {"slot": 6, "fallback": 0}
     module.num_workers = 0
-    assert module.train_dataloader().collate_fn is collate_patches
+    module.train_dataloader()
+    assert patches.batch_slots is None

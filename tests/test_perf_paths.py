@@ -139,6 +139,21 @@ def test_whole_batch_equals_item_by_item(hr_folder: Path, tmp_path: Path, five_c
     assert torch.equal(hr8.float() / 255, expected[1])
 
 
+@pytest.mark.parametrize("bits", [(h, v, r) for h in (0, 1) for v in (0, 1) for r in (0, 1)])
+def test_opencv_dihedral_copy_equals_augment(bits: tuple[int, int, int]) -> None:
+    from lit_sisr.data.datasets import _dihedral_into, augment
+
+    # a generator seed whose three draws are these flip/rotation bits, so augment() applies them
+    seed = next(k for k in range(1000) if torch.randint(0, 2, (3,), generator=torch.Generator().manual_seed(k)).tolist() == list(bits))
+    image = torch.randint(0, 256, (3, 30, 41), dtype=torch.uint8)
+    lr, hr = image[:, 3:13, 5:15], image[:, 2:22, 1:21]  # strided views, as cut from a stored image
+    want = augment(lr, hr, torch.Generator().manual_seed(seed))
+    for src, expected in zip((lr, hr), want):
+        out = np.empty(tuple(expected.shape), np.uint8)
+        _dihedral_into(out, src.numpy(), *bits)
+        assert torch.equal(torch.from_numpy(out), expected)
+
+
 def test_worker_batches_match_the_main_process(hr_folder: Path, tmp_path: Path) -> None:
     data = TrainPatches(ImageSet("t", str(hr_folder)), scale=2, patch_size=8, repeat=4, cache_dir=tmp_path / "c",
                         dtype="uint8")

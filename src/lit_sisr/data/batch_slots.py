@@ -8,9 +8,10 @@ at 64 px (3.3 MB of uint8) that was 4-5 ms per batch in the worker and 2-3 ms in
 process, three times the cost of cutting the patches (``benchmarks/data_path.py``).
 
 Here the main process allocates ``count`` slots once, before the workers start (forked workers
-inherit them; spawned ones receive them once with the collate function). A worker copies its
-batch into a free slot (its pages were faulted in long ago) and sends only (slot, shapes); the
-main process unpickles that as tensors over the slot's memory, without a copy. The slot is freed
+inherit them; spawned ones receive them once with the dataset). A worker cuts its batch straight
+into a free slot (:meth:`BatchSlots.reserve`; its pages were faulted in long ago) and sends only
+(slot, shapes); the main process unpickles that as tensors over the slot's memory, without a
+copy. The slot is freed
 when the last of those tensors is garbage-collected (a ``_Lease`` array they hold), so a batch
 the consumer still holds is never overwritten.
 
@@ -95,21 +96,19 @@ class BatchSlots:
             if pid and not _alive(pid):
                 self.owner[slot] = 0
 
-    def pack(self, tensors: Sequence[torch.Tensor]) -> "SlotBatch | list[torch.Tensor]":
-        """In a worker: copy ``tensors`` into a free slot and return what to send instead of them.
-        Falls back to the tensors themselves (torch's transport) if none is free or they do not fit."""
-        tensors = list(tensors)
-        specs = [(tuple(t.shape), t.dtype) for t in tensors]
+    def reserve(self, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> "tuple[list[torch.Tensor], SlotBatch] | None":
+        """In a worker: a free slot as tensors of the given (shape, dtype) to fill in place, and
+        the message to send (instead of the tensors) once they are filled; None if no slot is
+        free or they do not fit (then send tensors of your own: torch's transport)."""
+        specs = [(tuple(shape), dtype) for shape, dtype in specs]
         if sum(_aligned(_nbytes(spec)) for spec in specs) > self.buffer.shape[1]:
             with self.lock:
                 self.counts[1] += 1
-            return tensors
+            return None
         slot = self._acquire()
         if slot is None:
-            return tensors
-        for region, t in zip(_views(self.buffer[slot], specs), tensors):
-            region.copy_(t)
-        return SlotBatch(self.id, slot, specs)
+            return None
+        return _views(self.buffer[slot], specs), SlotBatch(self.id, slot, specs)
 
     def unpack(self, slot: int, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
         """In the main process: the batch in ``slot`` as tensors over the slot's memory (no copy).
@@ -176,17 +175,3 @@ def _receive(slots_id: str, slot: int, specs) -> list[torch.Tensor]:
             "BatchSlots must be created in the process that iterates the DataLoader"
         )
     return slots.unpack(slot, specs)
-
-
-class SlotCollate:
-    """A ``collate_fn`` that sends a worker's batch through :class:`BatchSlots` (in the main
-    process, with ``num_workers=0``, it returns ``collate(samples)`` unchanged)."""
-
-    def __init__(self, collate, slots: BatchSlots) -> None:
-        self.collate, self.slots = collate, slots
-
-    def __call__(self, samples):
-        batch = self.collate(samples)
-        if get_worker_info() is None:
-            return batch
-        return self.slots.pack(batch)

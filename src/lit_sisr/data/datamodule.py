@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from lit_sisr.data.batch_slots import BatchSlots, SlotCollate
+from lit_sisr.data.batch_slots import BatchSlots
 from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches, collate_patches
 from lit_sisr.data.samplers import EpochSampler, ResumableLoader, training_position
 
@@ -93,18 +93,18 @@ class SRDataModule(pl.LightningDataModule):
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
     def _loader(self, data: TrainPatches, sampler, batch_size: int) -> DataLoader:
-        # Whole batches from TrainPatches.__getitems__, as built; with workers they come back
-        # through reusable shared-memory slots (batch_slots.py), not a fresh segment per tensor.
-        collate = collate_patches
+        # Whole batches from TrainPatches.__getitems__, as built; with workers they are cut into
+        # reusable shared-memory slots (batch_slots.py), not a fresh segment per tensor.
+        data.batch_slots = None
         if self.num_workers > 0:
-            slots = BatchSlots(self.num_workers * _PREFETCH + _HELD_BY_CONSUMER, data.batch_nbytes(batch_size))
-            collate = SlotCollate(collate_patches, slots)
+            data.batch_slots = BatchSlots(self.num_workers * _PREFETCH + _HELD_BY_CONSUMER,
+                                          data.batch_nbytes(batch_size))
         # ResumableLoader: a plain DataLoader that Lightning accepts as resumable mid-epoch (samplers.py)
         return ResumableLoader(
             data,
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=collate,
+            collate_fn=collate_patches,
             num_workers=self.num_workers,
             prefetch_factor=_PREFETCH if self.num_workers > 0 else None,
             persistent_workers=self.num_workers > 0,

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from lit_sisr.data.batch_slots import BatchSlots, SlotBatch
 from lit_sisr.data.cache import DecodedCache
 from lit_sisr.data.io import ImageError, list_images, read_image, to_float
 from lit_sisr.protocols import get_protocol, standard_pair
@@ -150,6 +152,9 @@ class TrainPatches(Dataset):
         if dtype not in _DTYPES:
             raise ValueError(f"TrainPatches dtype={dtype!r}: expected 'float32' (levels / 255) or 'uint8' (levels)")
         self.dtype = dtype
+        # Shared slots that batches made in a DataLoader worker are written into (set by
+        # SRDataModule with workers; needs collate_patches). None: plain tensors.
+        self.batch_slots: BatchSlots | None = None
         self.scale, self.patch_size, self.augment, self.repeat, self.seed = scale, patch_size, augment, repeat, seed
         if five_crop and images.lr_dir is not None:
             raise ValueError(f"five_crop needs LR made from HR (lr_dir=null), got lr_dir={images.lr_dir}")
@@ -247,57 +252,90 @@ class TrainPatches(Dataset):
         The same pixels as ``[self[i] for i in items]``, with one copy per patch (the crop, flips
         and rotation are strided views of the stored image) into a uint8 batch, and one float
         conversion per batch. The items are views of the batch: :func:`collate_patches` hands the
-        batch on as it is, and the default collate still works (it stacks a copy). How a worker's
-        batch reaches the main process is the loader's business
-        (:class:`lit_sisr.data.batch_slots.SlotCollate`).
+        batch on as it is, and the default collate still works (it stacks a copy) when
+        ``batch_slots`` is None. With ``batch_slots`` set, a worker writes the batch straight
+        into a free shared slot (:mod:`lit_sisr.data.batch_slots`) and ``collate_patches`` sends
+        that slot; this needs ``collate_patches``, since any other collate would leave the slot
+        taken.
         """
         p, s, n = self.patch_size, self.scale, len(items)
         dtype = _DTYPES[self.dtype]
-        levels = [torch.empty((n, 3, p, p), dtype=torch.uint8), torch.empty((n, 3, p * s, p * s), dtype=torch.uint8)]
+        specs = [((n, 3, p, p), dtype), ((n, 3, p * s, p * s), dtype)]
+        # In a worker, write straight into a shared batch slot when one is free: no batch to
+        # allocate (faulting in fresh pages cost more than cutting the patches) and no copy on
+        # the way out; collate_patches then sends the slot.
+        reserved = None
+        if self.batch_slots is not None and get_worker_info() is not None:
+            reserved = self.batch_slots.reserve(specs)
+        out, sent = reserved if reserved is not None else (None, None)
+        if out is not None and dtype == torch.uint8:
+            levels = out
+        else:
+            levels = [torch.empty(shape, dtype=torch.uint8) for shape, _ in specs]
         lr_out, hr_out = (t.numpy() for t in levels)
         for i, item in enumerate(items):
             index, epoch = item if isinstance(item, tuple) else (item, 0)
-            lr_out[i], hr_out[i] = self._crop_views(index, epoch)
-        # Float batches: exact levels in float32, then / 255 (as to_float), once per batch.
-        out = levels if dtype == torch.uint8 else [t.to(dtype).div_(255) for t in levels]
-        return PatchList(zip(*out), batch=out)
+            self._crop_into(index, epoch, lr_out[i], hr_out[i])
+        if dtype == torch.uint8:
+            out = levels
+        elif out is None:  # float batches: exact levels in float32, then / 255 (as to_float)
+            out = [level.to(dtype).div_(255) for level in levels]
+        else:
+            out = [target.copy_(level).div_(255) for target, level in zip(out, levels)]
+        return PatchList(zip(*out), batch=out, sent=sent)
 
     def batch_nbytes(self, batch_size: int) -> int:
         """Bytes of one (LR, HR) batch as :meth:`__getitems__` makes it."""
         p, s = self.patch_size, self.scale
         return batch_size * 3 * (p * p + (p * s) ** 2) * _DTYPES[self.dtype].itemsize
 
-    def _crop_views(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_crop` as numpy views (no copy): the same random draws, flips and rotation."""
+    def _crop_into(self, index: int, epoch: int, lr_out: np.ndarray, hr_out: np.ndarray) -> None:
+        """:meth:`_crop` written into ``lr_out`` and ``hr_out``: the same random draws, flips and
+        rotation, copied once from the stored image (a strided view of it)."""
         lr, hr, y, x, g = self._window(index, epoch)
-        lr, hr = lr.numpy(), hr.numpy()
         p, s = self.patch_size, self.scale
-        lr_patch = lr[:, y : y + p, x : x + p]
-        hr_patch = hr[:, y * s : (y + p) * s, x * s : (x + p) * s]
-        if self.augment:
-            hflip, vflip, rot = torch.randint(0, 2, (3,), generator=g).tolist()
-            if hflip:
-                lr_patch, hr_patch = lr_patch[:, :, ::-1], hr_patch[:, :, ::-1]
-            if vflip:
-                lr_patch, hr_patch = lr_patch[:, ::-1], hr_patch[:, ::-1]
-            if rot:  # numpy's rot90 is torch's (flip the second axis, then swap): a view
-                lr_patch, hr_patch = np.rot90(lr_patch, 1, (1, 2)), np.rot90(hr_patch, 1, (1, 2))
-        return lr_patch, hr_patch
+        lr_patch = lr.numpy()[:, y : y + p, x : x + p]
+        hr_patch = hr.numpy()[:, y * s : (y + p) * s, x * s : (x + p) * s]
+        flips = torch.randint(0, 2, (3,), generator=g).tolist() if self.augment else (0, 0, 0)
+        _dihedral_into(lr_out, lr_patch, *flips)
+        _dihedral_into(hr_out, hr_patch, *flips)
+
+
+# OpenCV flip codes: 1 reverses columns (horizontal flip), 0 rows (vertical), -1 both.
+_FLIP_CODES = {(0, 0): None, (1, 0): 1, (0, 1): 0, (1, 1): -1}
+
+
+def _dihedral_into(dst: np.ndarray, src: np.ndarray, hflip: int, vflip: int, rot: int) -> None:
+    """``dst = augment(src)`` for one C x H x W uint8 patch (:func:`augment`'s order: horizontal
+    flip, vertical flip, then ``rot90`` over (H, W)), channel by channel with OpenCV. Exact; its
+    vectorised flips and transposes are 3-4x faster than numpy's byte-by-byte strided copies,
+    which took most of a worker's time (``benchmarks/data_path.py``)."""
+    if rot:  # rot90 is a transpose of the column-reversed image: fold that reversal into the flips
+        hflip = 1 - hflip
+    code = _FLIP_CODES[(hflip, vflip)]
+    for plane, out in zip(src, dst):
+        if rot:
+            cv2.transpose(plane if code is None else cv2.flip(plane, code), dst=out)
+        elif code is None:
+            np.copyto(out, plane)
+        else:
+            cv2.flip(plane, code, dst=out)
 
 
 class PatchList(list):
-    """Per-item (LR, HR) views of one collated batch, kept in ``batch``."""
+    """Per-item (LR, HR) views of one collated batch, kept in ``batch``; ``sent``: what a worker
+    sends for it when the batch was written into a shared slot (else None)."""
 
-    def __init__(self, items, batch: "list[torch.Tensor]") -> None:
+    def __init__(self, items, batch: "list[torch.Tensor]", sent: "SlotBatch | None" = None) -> None:
         super().__init__(items)
-        self.batch = batch
+        self.batch, self.sent = batch, sent
 
 
 def collate_patches(samples):
-    """DataLoader ``collate_fn``: the batch :meth:`TrainPatches.__getitems__` already built, else
-    torch's default collation."""
+    """DataLoader ``collate_fn``: the batch :meth:`TrainPatches.__getitems__` already built (its
+    slot message when it was written into a shared slot), else torch's default collation."""
     if isinstance(samples, PatchList):
-        return list(samples.batch)
+        return samples.sent if samples.sent is not None else list(samples.batch)
     return default_collate(samples)
 
 
