@@ -185,6 +185,24 @@ def test_ddp_on_two_cpu_processes_counts_each_test_image_once(tmp_path: Path, ca
 
 
 @pytest.mark.slow
+def test_a_nan_on_one_ddp_rank_stops_both_ranks_at_the_same_step(tmp_path: Path, cache: Path) -> None:
+    # The guard's flag is all-reduced on the device: rank 0 (finite loss) stops with rank 1, not
+    # in the next gradient all-reduce (a hang).
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO / "tests")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    inject = ["+callbacks.nan_once._target_=fault_injection.NaNBatchOnRank", "+callbacks.nan_once.rank=1",
+              "+callbacks.nan_once.step=0"]
+    val = ["data.val.name=two", f"data.val.hr_dir={cache}/demo/train", "+data.val.split=[3,5]"]  # 1 image per rank
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), "trainer=ddp", "trainer.devices=2", *SHRINK,
+                           "trainer.max_epochs=1", "test=false", *val, *inject], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    assert "training loss is nan at step 1 (epoch 0, batch 1)" in output, output[-3000:]
+    assert "training loss is non-finite on another rank at step 1 (epoch 0, batch 1)" in output, output[-3000:]
+
+
+@pytest.mark.slow
 def test_submitit_local_sweep_of_two_ddp_jobs(tmp_path: Path, cache: Path) -> None:
     # the SLURM path on one machine: one submitit job per configuration, one task per device; each
     # job is a 2-process DDP run (tasks_per_node = trainer.devices), in its config-named folder
