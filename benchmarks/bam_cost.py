@@ -25,7 +25,7 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_device_arg, add_threads_arg, footer, header, median, parse, table  # noqa: E402
+from common import add_device_arg, add_threads_arg, footer, header, median, parse, sync, table  # noqa: E402
 
 from lit_sisr.attention import ATTENTION, AttentionFactory  # noqa: E402
 from lit_sisr.backbones import build_backbone, count_parameters  # noqa: E402
@@ -45,11 +45,6 @@ def build(name: str, scale: int, attention: str) -> torch.nn.Module:
 def attention_modules(net: torch.nn.Module) -> list[torch.nn.Module]:
     classes = tuple(ATTENTION.get(n) for n in ATTENTION.names() if n != "none")
     return [m for m in net.modules() if isinstance(m, classes)]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def latency(net: torch.nn.Module, x: torch.Tensor, iters: int) -> float:

@@ -48,6 +48,12 @@ def footer() -> None:
     print(f"- after: {load()}\n")
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on CPU, whose ops are synchronous."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def interleaved(variants: dict[str, Callable[[], float | None]], repeats: int) -> dict[str, list[float]]:
     """Run each variant once per repeat, in turn; a variant returns its figure (or None: use its
     wall time in seconds). Returns all figures per variant."""

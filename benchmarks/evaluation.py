@@ -28,18 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bam_cost import build  # noqa: E402
-from common import add_device_arg, add_threads_arg, footer, header, interleaved, median, parse, table  # noqa: E402
+from common import add_device_arg, add_threads_arg, footer, header, interleaved, median, parse, sync, table  # noqa: E402
 
 from lit_sisr.data.io import read_image, to_float  # noqa: E402
 from lit_sisr.evaluation import benchmark_pairs  # noqa: E402
 from lit_sisr.metrics import prepare_y, ssim_of_y  # noqa: E402
 from lit_sisr.protocols import get_protocol  # noqa: E402
 from lit_sisr.weights import load_official_weights  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def evaluate(net, pairs, scale: int, device: torch.device) -> tuple[dict[str, float], float]:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bam_cost import build  # noqa: E402
-from common import add_device_arg, add_threads_arg, footer, header, median, parse, table  # noqa: E402
+from common import add_device_arg, add_threads_arg, footer, header, median, parse, sync, table  # noqa: E402
 
 KNOBS = ["eager fp32", "bf16-mixed", "channels_last", "compile", "cudnn benchmark", "all"]
 
@@ -91,13 +91,11 @@ def main() -> None:
         times = {k: [] for k in runs}
         for _ in range(args.repeats):
             for knob, step in runs.items():
-                if gpu:
-                    torch.cuda.synchronize()
+                sync(lr.device)
                 start = time.perf_counter()
                 for _ in range(steps):
                     step(lr, hr)
-                if gpu:
-                    torch.cuda.synchronize()
+                sync(lr.device)
                 times[knob].append((time.perf_counter() - start) / steps)
         base = median(times[args.knobs[0]])
         for knob in runs:

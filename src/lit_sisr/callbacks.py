@@ -190,8 +190,8 @@ class SignalCheckpoint(Checkpoint):
     records the signal; the save happens at a batch boundary, the same place as the periodic
     checkpoints, so the resume is exact. Under DDP the ranks agree on the stop with one boolean
     all-reduce every ``ddp_check_every_n_steps`` steps (a host-device sync, so not every step; the
-    stop comes at most that many batches later, well inside SLURM's signal warning). The handlers are installed for the training loop only (``on_train_start``
-    to ``on_train_end``); a signal during validation waits for the next batch end, one at the end
+    stop comes at most that many batches later, well inside SLURM's signal warning). The handlers
+    are installed for the training loop only (``on_train_start`` to ``on_train_end``); a signal during validation waits for the next batch end, one at the end
     of training stops without a new save (the last epoch's checkpoint is on disk), and outside
     training the previous handlers (submitit's, Lightning's) act as before. A subclass of
     ``Checkpoint`` so that Lightning runs it after the other callbacks (EMA updates first).

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_sisr.backbones import build_backbone
 from lit_sisr.checkpoint_io import atomic_write_text
 from lit_sisr.evaluation import evaluate_benchmark
-from lit_sisr.inference import inference_from_config
+from lit_sisr.inference import INFERENCE_KEYS, inference_from_config
 from lit_sisr.outputs import format_table, summarize, write_config, write_results
 from lit_sisr.protocols import PROTOCOLS, get_protocol
 from lit_sisr.validation import ConfigError
@@ -29,9 +29,6 @@ def _net_from_checkpoint(path: str):
     net = hydra.utils.instantiate(config["model"])
     load_lightning_weights(net, path)
     return net, int(config["scale"]), f"{config['model']['name']}-{config['attention']['name']}", config
-
-
-INFERENCE_KEYS = ("self_ensemble", "tile", "tile_overlap", "tile_exact")
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
@@ -59,7 +56,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     except ValueError as err:  # a bad option, or exact tiles of a network that cannot be tiled exactly
         raise ConfigError(str(err)) from None
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
-    how = f" ({inference.describe()})" if inference and not inference.is_plain else ""
+    how = f" ({inference.describe()})" if inference is not None else ""
     results: dict[str, list[dict]] = {}
     for protocol in protocols:
         rows = _evaluate_sets(net, cfg, scale, device, inference, protocol)

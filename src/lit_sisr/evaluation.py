@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lit_sisr.data.io import list_images, read_image, to_float
+from lit_sisr.data.datasets import load_pair
+from lit_sisr.data.io import list_images, to_float
 from lit_sisr.protocols import Protocol, get_protocol
 
 
@@ -52,7 +53,7 @@ def evaluate_benchmark(
     net = net.eval().to(device)
     results = []
     for name, hr_path, lr_path in benchmark_pairs(root, set_name, scale):
-        lr, hr = protocol.make_pair(read_image(lr_path) if protocol.uses_lr_files else None, read_image(hr_path), scale)
+        lr, hr = load_pair(hr_path, str(lr_path.parent), scale, protocol)  # checks the LR size too
         lr, hr = to_float(lr)[None].to(device), to_float(hr)[None].to(device)
         sr = net(lr) if inference is None else inference(net, lr)
         expected = (lr.shape[-2] * scale, lr.shape[-1] * scale)

@@ -193,11 +193,15 @@ def tiled_forward(
     parameters; the output is assembled on ``lr``'s device, so a large image can stay in host
     memory while only tiles visit the accelerator.
     """
-    if lr.dim() != 4:
-        raise ValueError(f"tiled_forward expects N x C x H x W, got shape {tuple(lr.shape)}")
     if tile < 1:
         raise ValueError(f"tile must be a positive number of LR pixels, got {tile}")
-    overlap = check_tileable(net, overlap, exact)
+    return _tiled(net, lr, tile, check_tileable(net, overlap, exact))
+
+
+def _tiled(net: nn.Module, lr: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    """:func:`tiled_forward` with the overlap already checked (once per image, not per pass)."""
+    if lr.dim() != 4:
+        raise ValueError(f"tiled_forward expects N x C x H x W, got shape {tuple(lr.shape)}")
     like = next(iter(net.parameters()), None)
     device = like.device if like is not None else lr.device
     h, w = lr.shape[-2:]
@@ -247,6 +251,10 @@ def self_ensemble(forward: Forward, lr: torch.Tensor) -> torch.Tensor:
     return total / len(DIHEDRAL)
 
 
+# The task-config keys of the test-time options (conf/eval.yaml, conf/predict.yaml).
+INFERENCE_KEYS = ("self_ensemble", "tile", "tile_overlap", "tile_exact")
+
+
 @dataclass(frozen=True)
 class Inference:
     """How to run a network at test time: ``Inference(...)(net, lr)`` -> SR.
@@ -279,8 +287,7 @@ class Inference:
     def from_config(cls, cfg: Mapping) -> "Inference":
         """From the ``self_ensemble``, ``tile``, ``tile_overlap``, ``tile_exact`` keys of a task
         config (``conf/eval.yaml``, ``conf/predict.yaml``); missing keys take the defaults."""
-        names = ("self_ensemble", "tile", "tile_overlap", "tile_exact")
-        return cls(**{k: cfg[k] for k in names if k in cfg})
+        return cls(**{k: cfg[k] for k in INFERENCE_KEYS if k in cfg})
 
     @property
     def is_plain(self) -> bool:
@@ -296,9 +303,9 @@ class Inference:
     def forward_fn(self, net: nn.Module) -> Forward:
         if self.tile is None:
             return net
-        if self.tile_exact:
-            check_tileable(net, self.tile_overlap, exact=True)  # fail before the first of 8 passes
-        return lambda lr: tiled_forward(net, lr, self.tile, self.tile_overlap, exact=self.tile_exact)
+        # Checked once, before the first of up to 8 passes: the receptive radius walks the network.
+        overlap = check_tileable(net, self.tile_overlap, self.tile_exact)
+        return lambda lr: _tiled(net, lr, self.tile, overlap)
 
     def __call__(self, net: nn.Module, lr: torch.Tensor) -> torch.Tensor:
         forward = self.forward_fn(net)

@@ -80,7 +80,7 @@ class DecodedCache:
         self._build(key, sources, variant, make())
         self.stats["built"] += 1
         arrays = self._open(key, sources, variant)
-        if arrays is None:  # another process replaced it between our write and read: use what we made
+        if arrays is None:  # e.g. another process replaced it between our write and our read
             raise RuntimeError(f"decoded cache entry {self.root / key}.json could not be read back after building")
         return arrays
 

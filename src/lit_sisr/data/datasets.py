@@ -218,23 +218,20 @@ class TrainPatches(Dataset):
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat
 
-    def _window(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor, int, int, torch.Generator]:
-        """Item (index, epoch)'s stored pair, its patch's top-left corner in LR pixels, and the
-        generator (seeded from seed, epoch, index) that goes on to draw the augmentation."""
+    def _window(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+        """Item (index, epoch)'s LR and HR patches as views of the stored pair, and the generator
+        (seeded from seed, epoch, index) that goes on to draw the augmentation."""
         lr, hr = self.pairs[index % len(self.pairs)]
         # hash() of a tuple of ints is stable across processes (no PYTHONHASHSEED salt).
         g = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
-        p = self.patch_size
+        p, s = self.patch_size, self.scale
         y = int(torch.randint(0, lr.shape[-2] - p + 1, (1,), generator=g))
         x = int(torch.randint(0, lr.shape[-1] - p + 1, (1,), generator=g))
-        return lr, hr, y, x, g
+        return lr[:, y : y + p, x : x + p], hr[:, y * s : (y + p) * s, x * s : (x + p) * s], g
 
     def _crop(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The uint8 (LR, HR) patch of item (index, epoch)."""
-        lr, hr, y, x, g = self._window(index, epoch)
-        p, s = self.patch_size, self.scale
-        lr_patch = lr[:, y : y + p, x : x + p]
-        hr_patch = hr[:, y * s : (y + p) * s, x * s : (x + p) * s]
+        lr_patch, hr_patch, g = self._window(index, epoch)
         if self.augment:
             lr_patch, hr_patch = augment(lr_patch, hr_patch, g)
         return lr_patch, hr_patch
@@ -267,21 +264,17 @@ class TrainPatches(Dataset):
         reserved = None
         if self.batch_slots is not None and get_worker_info() is not None:
             reserved = self.batch_slots.reserve(specs)
-        out, sent = reserved if reserved is not None else (None, None)
-        if out is not None and dtype == torch.uint8:
-            levels = out
-        else:
-            levels = [torch.empty(shape, dtype=torch.uint8) for shape, _ in specs]
+        if reserved is None:
+            reserved = [torch.empty(shape, dtype=dtype) for shape, _ in specs], None
+        out, sent = reserved
+        levels = out if dtype == torch.uint8 else [torch.empty(shape, dtype=torch.uint8) for shape, _ in specs]
         lr_out, hr_out = (t.numpy() for t in levels)
         for i, item in enumerate(items):
             index, epoch = item if isinstance(item, tuple) else (item, 0)
             self._crop_into(index, epoch, lr_out[i], hr_out[i])
-        if dtype == torch.uint8:
-            out = levels
-        elif out is None:  # float batches: exact levels in float32, then / 255 (as to_float)
-            out = [level.to(dtype).div_(255) for level in levels]
-        else:
-            out = [target.copy_(level).div_(255) for target, level in zip(out, levels)]
+        if dtype != torch.uint8:  # float batches: exact levels in float32, then / 255 (as to_float)
+            for target, level in zip(out, levels):
+                target.copy_(level).div_(255)
         return PatchList(zip(*out), batch=out, sent=sent)
 
     def batch_nbytes(self, batch_size: int) -> int:
@@ -292,13 +285,10 @@ class TrainPatches(Dataset):
     def _crop_into(self, index: int, epoch: int, lr_out: np.ndarray, hr_out: np.ndarray) -> None:
         """:meth:`_crop` written into ``lr_out`` and ``hr_out``: the same random draws, flips and
         rotation, copied once from the stored image (a strided view of it)."""
-        lr, hr, y, x, g = self._window(index, epoch)
-        p, s = self.patch_size, self.scale
-        lr_patch = lr.numpy()[:, y : y + p, x : x + p]
-        hr_patch = hr.numpy()[:, y * s : (y + p) * s, x * s : (x + p) * s]
+        lr_patch, hr_patch, g = self._window(index, epoch)
         flips = torch.randint(0, 2, (3,), generator=g).tolist() if self.augment else (0, 0, 0)
-        _dihedral_into(lr_out, lr_patch, *flips)
-        _dihedral_into(hr_out, hr_patch, *flips)
+        _dihedral_into(lr_out, lr_patch.numpy(), *flips)
+        _dihedral_into(hr_out, hr_patch.numpy(), *flips)
 
 
 # OpenCV flip codes: 1 reverses columns (horizontal flip), 0 rows (vertical), -1 both.

@@ -215,16 +215,18 @@ def _lock_path(downloads: Path, archive: Archive) -> Path:
 
 
 def _read_lock(lock: Path) -> str | None:
-    return lock.read_text().split()[0] if lock.is_file() and lock.read_text().strip() else None
+    text = lock.read_text().strip() if lock.is_file() else ""
+    return text.split()[0] if text else None
 
 
 def _expected(archive: Archive, lock: Path) -> dict[str, tuple[str, str]]:
     """Hash name -> (expected value, where it comes from)."""
     expected = {}
+    recorded = None if archive.sha256 else _read_lock(lock)
     if archive.sha256:
         expected["sha256"] = (archive.sha256, "pinned")
-    elif _read_lock(lock):
-        expected["sha256"] = (_read_lock(lock), f"recorded in {lock}")
+    elif recorded:
+        expected["sha256"] = (recorded, f"recorded in {lock}")
     if archive.md5:
         expected["md5"] = (archive.md5, "pinned")
     return expected

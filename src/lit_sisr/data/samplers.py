@@ -57,12 +57,14 @@ class EpochSampler(DistributedSampler):
         self.batch_size = batch_size
         self.position = position
 
+    def current_position(self) -> tuple[int, int]:
+        """(epoch, batches already trained in it): from ``position`` when given, else (the epoch
+        set by ``set_epoch``, 0)."""
+        return self.position() if self.position is not None else (self.epoch, 0)
+
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        if self.position is not None:
-            epoch, done = self.position()
-            self.set_epoch(epoch)
-        else:
-            epoch, done = self.epoch, 0
+        epoch, done = self.current_position()
+        self.set_epoch(epoch)
         indices = list(super().__iter__())[done * self.batch_size:]
         return iter([(int(i), epoch) for i in indices])
 
@@ -77,8 +79,7 @@ class ResumableLoader(DataLoader):
     """
 
     def state_dict(self) -> dict[str, int]:
-        position = getattr(self.sampler, "position", None)
-        epoch, done = position() if position is not None else (getattr(self.sampler, "epoch", 0), 0)
+        epoch, done = self.sampler.current_position() if isinstance(self.sampler, EpochSampler) else (0, 0)
         return {"epoch": epoch, "batches_done": done}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
