@@ -25,8 +25,8 @@ class MeanShift(nn.Conv2d):
     """Frozen 1x1 conv adding (sign=+1) or subtracting (sign=-1) the dataset mean.
 
     A conv rather than a buffer because the published networks store it as one: its 12
-    parameters are part of their parameter counts and checkpoints. ``rgb_range`` is 1 here
-    because every backbone works on [0, 1] images.
+    parameters are part of their parameter counts and checkpoints. ``rgb_range`` scales the
+    mean to the range the network computes in (1, or 255 for the authors' EDSR-PyTorch weights).
     """
 
     def __init__(
@@ -73,24 +73,36 @@ class MeanShiftedSR(nn.Module):
     The two frozen :class:`MeanShift` convs are built first, as in the authors' constructors (their
     init draws from the RNG before being overwritten), and kept even when unused: the published
     models count them (12 parameters each).
+
+    ``rgb_range`` is the pixel range the network computes in: inputs are [0, 1] and outputs [0, 1]
+    whatever it is, but with ``rgb_range=255`` the input is multiplied by 255 before the mean shift
+    and the output divided by 255 after it, as EDSR-PyTorch's ``--rgb_range 255`` (the authors'
+    released weights of EDSR, MSRN, s-LWSR, OISR, RCAN and DRLN were trained that way; see
+    docs/architectures.md). Networks with saturating attention are not homogeneous in their
+    input, so their weights only reproduce in their own range.
     """
 
-    def __init__(self, scale: int, mean_shift: bool = True) -> None:
+    def __init__(self, scale: int, mean_shift: bool = True, rgb_range: float = 1.0) -> None:
         super().__init__()
         self.scale = scale
         self.mean_shift = mean_shift
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
+        self.rgb_range = float(rgb_range)
+        self.sub_mean = MeanShift(sign=-1, rgb_range=rgb_range)
+        self.add_mean = MeanShift(sign=+1, rgb_range=rgb_range)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """The network proper: mean-free LR image -> mean-free SR image."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rgb_range != 1.0:
+            x = x * self.rgb_range
         if self.mean_shift:
             x = self.sub_mean(x)
         x = self.reconstruct(x)
-        return self.add_mean(x) if self.mean_shift else x
+        if self.mean_shift:
+            x = self.add_mean(x)
+        return x / self.rgb_range if self.rgb_range != 1.0 else x
 
 
 class EDSRSkeleton(MeanShiftedSR):
@@ -112,8 +124,9 @@ class EDSRSkeleton(MeanShiftedSR):
         make_block: Callable[[], nn.Module],
         attention: "AttentionFactory | str | None" = None,
         mean_shift: bool = True,
+        rgb_range: float = 1.0,
     ) -> None:
-        super().__init__(scale, mean_shift)
+        super().__init__(scale, mean_shift, rgb_range)
         self.head = nn.Sequential(conv(3, n_feats, 3))
         self.body = nn.Sequential(*[make_block() for _ in range(n_blocks)], conv(n_feats, n_feats, 3))
         self.att = as_factory(attention)(n_feats, native="none", reduction=16)

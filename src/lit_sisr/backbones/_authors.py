@@ -1,0 +1,45 @@
+"""Authors' checkpoint formats, declared beside each network.
+
+A network class lists, in ``authors_formats``, every format its authors' code writes: the
+original repository's (``"official"``) and the BAM repository's (``"bam"``,
+dandingbudanding/BAM). Each :class:`AuthorsFormat` says which repository writes such files,
+how their state-dict keys map to ours (``convert``), the pixel range that code feeds the network
+(``input_range``), and the constructor options that make our network compute exactly what that
+code computes (``options``: e.g. ``rgb_range=255`` with the authors' mean shift, or
+``mean_shift=False`` where the BAM code comments it out). ``tests/test_golden_ports.py`` proves
+every declared format against the authors' own outputs; docs/architectures.md lists them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+StateDict = dict[str, torch.Tensor]
+
+
+def same_keys(state: StateDict) -> StateDict:
+    """The converter of a format whose keys are already ours."""
+    return dict(state)
+
+
+@dataclass(frozen=True)
+class AuthorsFormat:
+    """One authors' checkpoint format of a network (see the module docstring)."""
+
+    repo: str
+    convert: Callable[[StateDict], StateDict] = same_keys
+    input_range: float = 1.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+OFFICIAL = "official"
+BAM_REPO = "bam"
+BAM_REPOSITORY = "dandingbudanding/BAM"
+
+
+def authors_formats(cls: type) -> Mapping[str, AuthorsFormat]:
+    """The formats a network class declares (empty for networks without released code)."""
+    return getattr(cls, "authors_formats", {})
