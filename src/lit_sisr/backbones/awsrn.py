@@ -11,10 +11,15 @@ learnable weights) plus a 3x3 conv + pixel-shuffle skip branch from the input. E
 weight-normalised (``weight_g`` counts as a parameter).
 
 The network has no attention of its own. The BAM authors put one BAM (r = 8) on the body
-output, before the AWMS tail (bam_reference.md section 2, row 8). Their BAM variant drops
+output, before the AWMS tail (docs/architectures.md, AWSRN). Their BAM variant drops
 AWSRN's input normalisation; we keep it (it has no parameters): the official
 (x - 255 mean) / 127.5 on [0, 255] images is (x - mean) / 0.5 on [0, 1] images, and the output
 is mapped back the same way, so official weights apply unchanged to [0, 1] images.
+
+Authors' formats (``authors_formats``): ChaofWang/AWSRN works on [0, 255] with the normalisation
+above (so its files load as they are, on [0, 1]); the BAM repository feeds [0, 1] without it
+(``input_norm=False``) and names the units ``body.i.lfl.j`` (ours ``body.i.bj``). Both store
+the deprecated ``nn.utils.weight_norm`` names ``weight_g``/``weight_v``.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import DIV2K_MEAN, conv
 
 
@@ -34,9 +40,16 @@ def wn_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
 
     ``parametrizations.weight_norm`` rather than the deprecated ``nn.utils.weight_norm``: both
     hold g (out x 1 x 1 x 1) and v (the weight's shape) as parameters, so the count is the
-    published one; only the state-dict names differ (see ``convert_official_state_dict``).
+    published one; only the state-dict names differ (see ``WEIGHT_NORM_RULES``).
     """
     return weight_norm(conv(in_channels, out_channels, kernel_size))
+
+
+# ``nn.utils.weight_norm`` names (the authors') -> torch's parametrization names: g, then v.
+WEIGHT_NORM_RULES = (
+    (r"\.weight_g$", ".parametrizations.weight.original0"),
+    (r"\.weight_v$", ".parametrizations.weight.original1"),
+)
 
 
 class Scale(nn.Module):
@@ -120,6 +133,14 @@ class AWMS(nn.Module):
 @register_backbone("awsrn")
 class AWSRN(nn.Module):
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat("ChaofWang/AWSRN", rename_keys(*WEIGHT_NORM_RULES), input_range=255),
+        "bam": AuthorsFormat(
+            BAM_REPOSITORY,
+            rename_keys(*WEIGHT_NORM_RULES, (r"\.lfl\.(\d+)\.", r".b\1."), *BAM_MODULE_RULES),
+            options={"input_norm": False},
+        ),
+    }
 
     def __init__(
         self,
@@ -151,20 +172,3 @@ class AWSRN(nn.Module):
             x = (x - self.rgb_mean) / 0.5
         y = self.tail(self.att(self.body(self.head(x)))) + self.skip(x)
         return y * 0.5 + self.rgb_mean if self.input_norm else y
-
-    @staticmethod
-    def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """ChaofWang/AWSRN checkpoints (``nn.utils.weight_norm``): ``X.weight_g`` / ``X.weight_v``
-        -> ``X.parametrizations.weight.original0`` / ``original1``; all other names are shared."""
-        renamed = {
-            ".weight_g": ".parametrizations.weight.original0",
-            ".weight_v": ".parametrizations.weight.original1",
-        }
-
-        def rename(key: str) -> str:
-            for old, new in renamed.items():
-                if key.endswith(old):
-                    return key[: -len(old)] + new
-            return key
-
-        return {rename(k): v for k, v in state.items()}

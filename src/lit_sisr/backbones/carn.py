@@ -9,13 +9,16 @@ the efficient one (grouped 3x3 convs + 1x1) and re-uses ONE unit three times per
 Both are the official *multi-scale* model: the x2, x3 and x4 upsamplers all exist in every model
 (the BAM paper's parameter counts include them) and ``scale`` picks the one that runs. The BAM
 code (dandingbudanding/BAM ``CARN/carn.py``, ``CARN/carn_m.py``) puts one BAM after each of the
-three OUTER fusion convs (bam_reference.md section 2, rows 2-3); the block-internal fusions get none.
+three OUTER fusion convs (docs/architectures.md, CARN); the block-internal fusions get none.
 Its CARN-M hard-codes ``group=1`` (1,161,307 parameters), which is our default; the released
 CARN-M is ``group=4`` (414,811).
+
+Authors' formats (``authors_formats``): both repositories feed [0, 1] RGB and store the mean
+shift as ``sub_mean.shifter``; the BAM repository's attention classes wrap each outer fusion as
+``c{i}.0`` (the fusion) + ``c{i}.1`` (BAM), which are our ``c{i}`` and ``c{i}.att``.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 import torch
@@ -24,10 +27,22 @@ from torch.nn import functional as F
 
 from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import DIV2K_MEAN, MeanShift
 
 # CARN's MeanShift: [0, 1] means, no std division. Its numbers are the DIV2K mean of EDSR.
 CARN_MEAN = DIV2K_MEAN
+
+OFFICIAL_REPOSITORY = "nmhkahn/CARN-pytorch"
+# Both repositories wrap the mean-shift conv: ``sub_mean.shifter.weight`` -> ``sub_mean.weight``.
+_MEAN_SHIFT_RULE = (r"^(sub_mean|add_mean)\.shifter\.", r"\1.")
+convert_official = rename_keys(_MEAN_SHIFT_RULE)
+convert_bam = rename_keys(
+    _MEAN_SHIFT_RULE,
+    (r"^c(\d+)\.0\.", r"c\1."),  # the outer fusion (BasicBlock) ...
+    (r"^c(\d+)\.1\.", r"c\1.att."),  # ... and the BAM after it
+    *BAM_MODULE_RULES,
+)
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, groups: int = 1) -> nn.Conv2d:
@@ -135,6 +150,10 @@ class CARN(Cascade):
     """
 
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat(OFFICIAL_REPOSITORY, convert_official),
+        "bam": AuthorsFormat(BAM_REPOSITORY, convert_bam),
+    }
     # CARN-M: efficient residual units, one per block re-used at each of its three steps.
     mobile = False
 
@@ -183,18 +202,18 @@ class CARN(Cascade):
         x = self.upsample[self.upsampler_key](self.cascade(x))
         return self.add_mean(self.exit(x))
 
-    @staticmethod
-    def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """nmhkahn/CARN-pytorch wraps the mean-shift conv: ``sub_mean.shifter.weight`` -> ``sub_mean.weight``."""
-        return {re.sub(r"^(sub_mean|add_mean)\.shifter\.", r"\1.", k): v for k, v in state.items()}
-
 
 @register_backbone("carn_m")
 class CARNM(CARN):
     """CARN-M (``carn_m.py`` ``Net``): efficient residual units, one re-used 3x per block.
 
     ``group=1`` is the BAM paper's CARN-M (the BAM code hard-codes it); ``group=4`` is the official
-    CARN-M of the released ``carn_m.pth`` (its README trains with ``--group 4``).
+    CARN-M of the released ``carn_m.pth`` (its README trains with ``--group 4``), hence the
+    official format's ``group=4``.
     """
 
     mobile = True
+    authors_formats = {
+        "official": AuthorsFormat(OFFICIAL_REPOSITORY, convert_official, options={"group": 4}),
+        "bam": AuthorsFormat(BAM_REPOSITORY, convert_bam, options={"group": 1}),
+    }

@@ -5,17 +5,20 @@ Six information multi-distillation blocks (IMDB), 64 features, distillation rate
 LeakyReLU(0.05). The attention site is the 64-channel concatenation of the four distilled
 features, before the 1x1 fusion conv ``c5``: IMDN's own contrast-aware channel attention (CCA)
 lives there, and the BAM paper puts BAM and every module of its ablation (Table 3) in its place
-(bam_reference.md section 1, "IMDN ablation", and section 2, row 10).
+(docs/architectures.md, IMDN).
+
+Authors' formats (``authors_formats``): both repositories feed [0, 1] RGB with no mean shift and
+name the blocks ``IMDB1..IMDB6`` (our ``blocks.0..5``); the site's module is ``cca`` in
+Zheng222/IMDN and ``attention`` in the BAM repository.
 """
 from __future__ import annotations
-
-import re
 
 import torch
 from torch import nn
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import conv
 
 
@@ -43,9 +46,17 @@ class IMDB(nn.Module):
         return self.c5(self.att(torch.cat([d1, d2, d3, d4], dim=1))) + x
 
 
+# IMDB{k} -> blocks.{k-1}; CCA, also in the BAM repository's baseline IMDN, is our ``att``.
+_RULES = ((r"^IMDB(\d+)\.", lambda m: f"blocks.{int(m.group(1)) - 1}."), (r"\.cca\.", ".att."))
+
+
 @register_backbone("imdn")
 class IMDN(nn.Module):
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat("Zheng222/IMDN", rename_keys(*_RULES)),
+        "bam": AuthorsFormat(BAM_REPOSITORY, rename_keys(*_RULES, *BAM_MODULE_RULES)),
+    }
 
     def __init__(self, scale: int, attention=None, n_feats: int = 64, n_blocks: int = 6) -> None:
         super().__init__()
@@ -64,13 +75,3 @@ class IMDN(nn.Module):
             h = block(h)
             outs.append(h)
         return self.upsampler(self.LR_conv(self.c(torch.cat(outs, dim=1))) + fea)
-
-    @staticmethod
-    def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Zheng222/IMDN checkpoints: ``IMDB{k}.`` -> ``blocks.{k-1}.``, ``.cca.`` -> ``.att.``."""
-
-        def rename(key: str) -> str:
-            key = re.sub(r"^IMDB(\d+)\.", lambda m: f"blocks.{int(m.group(1)) - 1}.", key)
-            return key.replace(".cca.", ".att.")
-
-        return {rename(k): v for k, v in state.items()}

@@ -10,11 +10,17 @@ leapfrog steps (LF). The solver coefficients are learnable scalars initialised t
 The BAM paper's "OISR-LF-s" and "OISR-LF" (dandingbudanding/BAM ``OISR/oisr_LF_s.py``,
 ``OISR/oisr_LF_m.py``, ``OISR/common.py``) are built from the **RK3** block, not the official
 leapfrog one, with the LF-s (8 x 64) and LF-m (8 x 122) shapes; its x4 OISR-LF-s row is a 16-block
-model (bam_reference.md section 2, rows 6-7, and section 3). The RK3 block is therefore the
+model (docs/architectures.md, OISR). The RK3 block is therefore the
 default and ``block="lf"`` builds the official leapfrog networks. BAM is one module on the body
 output, before the global skip, as coded and counted in Table 2 (the BAM paper's text says one
 per block). The mean shift, commented out in the BAM code, follows OISR (on);
 it does not change the parameter count.
+
+Authors' formats (``authors_formats``; the names are ours in both): OISR-PyTorch's ``LF-s`` /
+``LF-m`` files hold leapfrog blocks trained on [0, 255] (``block="lf"``, ``rgb_range=255``:
+the mean shift and every bias are 255-scaled); the BAM repository's hold RK3 blocks run on
+[0, 1] with the mean shift commented out of forward (``mean_shift=False``), although their
+stored, unused mean shift is 255-scaled. Only its ``attention`` module is named differently.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import torch
 from torch import nn
 
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import EDSRSkeleton, conv
 
 
@@ -89,9 +96,19 @@ BLOCKS: dict[str, type[ODEBlock]] = {"rk3": RungeKutta3Block, "lf": LeapfrogBloc
 
 
 class OISR(EDSRSkeleton):
-    """EDSR skeleton with ODE blocks; submodule names follow OISR-PyTorch ``model/edsr.py``."""
+    """EDSR skeleton with ODE blocks; submodule names follow OISR-PyTorch ``model/edsr.py``.
+
+    ``rgb_range`` is the pixel range the network computes in (see :class:`MeanShiftedSR`):
+    255 for OISR-PyTorch's weights, 1 (default) otherwise.
+    """
 
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat(
+            "HolmesShuan/OISR-PyTorch", input_range=255, options={"block": "lf", "rgb_range": 255}
+        ),
+        "bam": AuthorsFormat(BAM_REPOSITORY, rename_keys(*BAM_MODULE_RULES), options={"mean_shift": False}),
+    }
 
     def __init__(
         self,
@@ -101,6 +118,7 @@ class OISR(EDSRSkeleton):
         n_feats: int = 64,
         block: str = "rk3",
         mean_shift: bool = True,
+        rgb_range: float = 1.0,
     ) -> None:
         if block not in BLOCKS:
             raise ValueError(f"OISR block {block!r} is not one of {sorted(BLOCKS)}")
@@ -111,21 +129,8 @@ class OISR(EDSRSkeleton):
             make_block=lambda: BLOCKS[block](n_feats),
             attention=attention,
             mean_shift=mean_shift,
+            rgb_range=rgb_range,
         )
-
-    @staticmethod
-    def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """OISR-PyTorch checkpoints work on [0, rgb_range] images (``--rgb_range 255``); ours on [0, 1].
-
-        Every layer is a conv, a PReLU, a learned scalar or a pixel shuffle, so the network is
-        positively homogeneous in (input, biases): dividing every bias by ``rgb_range`` gives
-        f(x / rgb_range) = f_official(x) / rgb_range exactly. The stored mean shift tells the
-        range: its bias is about -rgb_range * DIV2K mean (only about: OISR-PyTorch's MeanShift
-        sets ``requires_grad`` on the module, not on its parameters, so they were trained).
-        Names are already ours.
-        """
-        rgb_range = 255.0 if state["sub_mean.bias"].abs().max() > 1 else 1.0
-        return {k: v / rgb_range if k.endswith(".bias") else v for k, v in state.items()}
 
 
 @register_backbone("oisr_lf_s")

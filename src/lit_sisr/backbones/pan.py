@@ -8,13 +8,14 @@ upsampling stage a nearest-neighbour resize, a 3x3 conv to 24 features, pixel at
 and a second 3x3 conv; a final 3x3 conv to RGB is added to the bilinear upsampling of the input.
 
 The attention sites are the PAs of the reconstruction stages (``att1``, and ``att2`` at x4):
-that is where the BAM authors put BAM (r = 8; bam_reference.md section 2, row 11). The pixel
+that is where the BAM authors put BAM (r = 8; docs/architectures.md, PAN). The pixel
 attention inside every SCPA block (``PAConv``) is part of the block's convolution, not an
 attention site, and stays for every ``attention`` setting, as in the BAM code.
 
 Parameter names are the authors' (``conv_first``, ``SCPA_trunk.{i}.PAConv.k2``, ``upconv1``,
-``att1``, ``HRconv1``, ...), so the released checkpoints load without renaming. As published,
-the network takes RGB in [0, 1] with no mean shift and does not clamp its output.
+``att1``, ``HRconv1``, ...), so the released checkpoints load without renaming; the BAM
+repository's files differ only inside its BAM modules (``att1.ca.relu1``, ``att1.sa.conv1``).
+As published, the network takes RGB in [0, 1] with no mean shift and does not clamp its output.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from torch import nn
 
 from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import conv
 
 
@@ -84,6 +86,10 @@ class PAN(nn.Module):
     272,419 at x4)."""
 
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat("zhaohengyuan1/PAN"),
+        "bam": AuthorsFormat(BAM_REPOSITORY, rename_keys(*BAM_MODULE_RULES)),
+    }
 
     def __init__(
         self, scale: int, attention=None, n_feats: int = 40, n_up_feats: int = 24, n_blocks: int = 16
