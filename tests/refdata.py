@@ -10,6 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
+from torch import nn
+
+from lit_sisr.backbones import BACKBONES, build_backbone
+from lit_sisr.weights import read_state
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LIT_SISR_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -31,3 +35,16 @@ def expected_params() -> list[dict]:
     if not path.exists():
         return []
     return json.loads(path.read_text())["rows"]
+
+
+def authors_net(name: str, scale: int, path: Path, *, format: str = "official",
+                attention: str = "original", **options) -> nn.Module:
+    """Network ``name`` built with the options of its declared authors' format
+    (``authors_formats[format]``; ``options`` override them) and the authors' file ``path``
+    loaded through that format's converter, strictly (torch's RuntimeError when it does not
+    fit). DataParallel's ``module.`` prefix is dropped, as the authors' own loaders do."""
+    fmt = BACKBONES.get(name).authors_formats[format]
+    net = build_backbone(name, scale, attention, **{**fmt.options, **options})
+    state = {k.removeprefix("module."): v for k, v in read_state(path).items()}
+    net.load_state_dict(fmt.convert(state), strict=True)
+    return net.eval()

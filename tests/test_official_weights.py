@@ -10,10 +10,8 @@ import csv
 
 import pytest
 
-from lit_sisr.backbones import build_backbone
 from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
-from lit_sisr.weights import load_official_weights
-from refdata import BENCHMARK, WEIGHTS, need
+from refdata import BENCHMARK, WEIGHTS, authors_net, need
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +29,7 @@ IMDN_PUBLISHED = {  # Hui et al. 2019, Table 3 (MATLAB), also in shared/weights/
 def test_official_imdn_reproduces_its_published_figures(scale: int) -> None:
     weights = need(WEIGHTS / "IMDN" / f"IMDN_x{scale}.pth", "official IMDN weights")
     need(BENCHMARK, "benchmark sets")
-    net = load_official_weights(build_backbone("imdn", scale, "original"), weights)
+    net = authors_net("imdn", scale, weights)
     for set_name, (psnr_pub, ssim_pub) in IMDN_PUBLISHED[scale].items():
         psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
         assert psnr == pytest.approx(psnr_pub, abs=0.02), set_name
@@ -59,8 +57,9 @@ CARN_M_REFERENCE = {
 def test_official_carn_m_reproduces_authors_figures(set_name: str, scale: int) -> None:
     path = need(WEIGHTS / "CARN-M" / "carn_m.pth", "official CARN-M weights")
     need(BENCHMARK / set_name, f"benchmark {set_name}")
-    # One file for every scale: the model built for `scale` runs upsample.up{scale}.
-    net = load_official_weights(build_backbone("carn_m", scale, "original", group=4), path)
+    # One file for every scale: the model built for `scale` runs upsample.up{scale}; the official
+    # format builds the group-4 CARN-M.
+    net = authors_net("carn_m", scale, path)
     psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
     ref_psnr, ref_ssim = CARN_M_REFERENCE[(set_name, scale)]
     assert psnr == pytest.approx(ref_psnr, abs=0.005)
@@ -83,7 +82,7 @@ def test_official_weights_reproduce_every_image_of_the_authors_logs(scale: int, 
     weights = need(WEIGHTS / "PAN" / f"PANx{scale}_DF2K.pth", f"official PAN x{scale} weights")
     need(BENCHMARK / set_name, f"{set_name} benchmark")
     authors = _authors_psnr_y(scale, set_name)
-    net = load_official_weights(build_backbone("pan", scale, "original"), weights)
+    net = authors_net("pan", scale, weights)
     ours = {r.image: r.psnr for r in evaluate_benchmark(net, BENCHMARK, set_name, scale)}
     assert sorted(ours) == sorted(authors)
     diff = {img: ours[img] - authors[img] for img in ours}

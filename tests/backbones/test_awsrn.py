@@ -1,5 +1,5 @@
 """AWSRN: every attention at every scale trains, official checkpoints (legacy weight-norm names)
-load, and the input normalisation is the official one in [0, 1] terms.
+load through the declared format, and the input normalisation is the official one in [0, 1] terms.
 
 Full-size parameter counts of the paper's rows are checked in tests/test_params.py.
 """
@@ -12,8 +12,8 @@ from torch import nn
 from checks import (ATTENTIONS, SCALES, assert_full_size_forward, assert_site_is_empty_without_attention,
                     assert_trains)
 from lit_sisr.backbones import build_backbone
+from lit_sisr.backbones.awsrn import AWSRN
 from lit_sisr.backbones.common import DIV2K_MEAN
-from lit_sisr.weights import load_official_weights
 
 SMALL = dict(n_blocks=1, n_awru=2, n_feats=16, block_feats=32, kernel_sizes=(3, 5))  # CBAM (C // 16) needs 16
 
@@ -53,7 +53,7 @@ def _official_state_dict_keys(n_blocks: int = 4, n_awru: int = 4) -> list[str]:
     return keys
 
 
-def test_official_checkpoint_loads_with_weight_norm_applied(tmp_path) -> None:
+def test_official_checkpoint_loads_with_weight_norm_applied() -> None:
     torch.manual_seed(0)
     net = build_backbone("awsrn", 4, "original")
     # Shapes from our own tensors: original0 is g, original1 is v in torch's parametrization.
@@ -65,10 +65,8 @@ def test_official_checkpoint_loads_with_weight_norm_applied(tmp_path) -> None:
         ours[key] = value
     assert sorted(ours) == sorted(_official_state_dict_keys())
     official = {k: torch.randn_like(v) for k, v in ours.items()}
-    path = tmp_path / "awsrn_x4.pt"
-    torch.save(official, path)
 
-    load_official_weights(net, path)
+    net.load_state_dict(AWSRN.authors_formats["official"].convert(official), strict=True)
     g, v = official["tail.tail_k7.weight_g"], official["tail.tail_k7.weight_v"]
     expected = g * v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     torch.testing.assert_close(net.tail.tail_k7.weight, expected)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from checks import ATTENTIONS, SCALES, assert_full_size_forward, assert_trains
-from refdata import WEIGHTS, need
+from refdata import WEIGHTS, authors_net, need
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import build_backbone, count_parameters
-from lit_sisr.weights import WeightsError, load_official_weights
 
 # (name, options): the BAM paper's CARN and CARN-M (group 1) and the official CARN-M (group 4).
 NETWORKS = [("carn", {}), ("carn_m", {}), ("carn_m", {"group": 4})]
@@ -67,7 +66,8 @@ def test_full_size_forward(name: str, scale: int) -> None:
 
 def test_official_carn_m_file_fits_only_the_group_4_model() -> None:
     path = need(WEIGHTS / "CARN-M" / "carn_m.pth", "official CARN-M weights")
-    with pytest.raises(WeightsError, match="shape mismatches"):
-        load_official_weights(build_backbone("carn_m", 2, "original"), path)  # group 1: the BAM paper's
-    with pytest.raises(WeightsError, match="missing"):
-        load_official_weights(build_backbone("carn_m", 2, "bam", group=4), path)
+    authors_net("carn_m", 2, path)  # the official format: group 4
+    with pytest.raises(RuntimeError, match="size mismatch for b1.b1.body.0.weight"):
+        authors_net("carn_m", 2, path, group=1)  # the BAM paper's
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\) in state_dict: .*c1\.att\.ca"):
+        authors_net("carn_m", 2, path, attention="bam")

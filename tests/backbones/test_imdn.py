@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from checks import ATTENTIONS, SCALES, assert_full_size_forward, assert_trains
-from refdata import WEIGHTS, need
+from refdata import WEIGHTS, authors_net, need
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import build_backbone
-from lit_sisr.weights import WeightsError, load_official_weights
 
 SMALL = {"n_feats": 16, "n_blocks": 2}  # 16 features: a 16-channel attention site
 
@@ -43,8 +42,8 @@ def test_full_size_imdn_forward(scale: int) -> None:
 
 def test_official_checkpoint_loads_strictly_and_other_scales_are_refused() -> None:
     path = need(WEIGHTS / "IMDN" / "IMDN_x2.pth", "official IMDN weights")
-    load_official_weights(build_backbone("imdn", 2, "original"), path)
-    with pytest.raises(WeightsError, match=r"IMDN_x2\.pth does not fit IMDN: .*shape mismatches .*upsampler"):
-        load_official_weights(build_backbone("imdn", 3, "original"), path)
-    with pytest.raises(WeightsError, match="missing .* unexpected"):
-        load_official_weights(build_backbone("imdn", 2, "bam"), path)
+    authors_net("imdn", 2, path)
+    with pytest.raises(RuntimeError, match=r"size mismatch for upsampler\.0\.weight"):
+        authors_net("imdn", 3, path)
+    with pytest.raises(RuntimeError, match=r"(?s)Missing key.*blocks\.0\.att\.ca\.fc1.*Unexpected key.*conv_du"):
+        authors_net("imdn", 2, path, attention="bam")

@@ -1,5 +1,6 @@
 """OISR-LF-s / OISR-LF: every attention at every scale trains, both ODE blocks solve their
-scheme, the leapfrog option reproduces the official OISR sizes, official checkpoints convert.
+scheme, the leapfrog option reproduces the official OISR sizes, the authors' formats compute in
+their authors' ranges.
 
 Full-size parameter counts of the paper's rows are checked in tests/test_params.py.
 """
@@ -12,8 +13,7 @@ from torch import nn
 from checks import (ATTENTIONS, SCALES, assert_full_size_forward, assert_site_is_empty_without_attention,
                     assert_trains)
 from lit_sisr.backbones import build_backbone, count_parameters
-from lit_sisr.backbones.oisr import LeapfrogBlock, RungeKutta3Block
-from lit_sisr.weights import load_official_weights
+from lit_sisr.backbones.oisr import OISR, LeapfrogBlock, RungeKutta3Block
 
 NETWORKS = ("oisr_lf_s", "oisr_lf")
 SMALL = dict(n_blocks=1, n_feats=16)  # 16 channels leave one hidden unit at r = 16
@@ -84,22 +84,40 @@ def test_rk3_block_has_five_learnable_coefficients() -> None:
     assert scalars == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("block", ["rk3", "lf"])
-def test_official_255_range_checkpoint_converts_to_unit_range(tmp_path, block: str) -> None:
-    # OISR-PyTorch trains on [0, 255] (rgb_range 255): mean-shift biases are 255 x DIV2K mean.
+TINY = dict(n_blocks=2, n_feats=16)
+
+
+def test_official_format_runs_the_255_range_weights_on_unit_range_images() -> None:
+    # OISR-PyTorch trains on [0, 255] (rgb_range 255): its mean-shift biases are 255 x DIV2K mean.
+    fmt = OISR.authors_formats["official"]
     torch.manual_seed(0)
-    official = build_backbone("oisr_lf_s", 2, "original", block=block, n_blocks=2, n_feats=16).double()
+    official = build_backbone("oisr_lf_s", 2, "original", block="lf", **TINY).double()  # computes on [0, 255]
     with torch.no_grad():
         for name, p in official.named_parameters():
             if "mean" in name:
                 p.mul_(255.0 if name.endswith("bias") else 1.0)
             else:
                 p.add_(0.1 * torch.randn_like(p))
-    path = tmp_path / "official.pt"
-    torch.save(official.state_dict(), path)
 
-    net = build_backbone("oisr_lf_s", 2, "original", block=block, n_blocks=2, n_feats=16).double()
-    load_official_weights(net, path)
+    net = build_backbone("oisr_lf_s", 2, "original", **fmt.options, **TINY).double().eval()
+    net.load_state_dict(fmt.convert(official.state_dict()), strict=True)
     x = torch.rand(1, 3, 8, 8, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(net(x), official(255 * x) / 255)
+
+
+def test_bam_format_ignores_the_unused_255_mean_shift_its_files_carry() -> None:
+    # The BAM repository builds MeanShift(rgb_range=255) but never applies it: a 255-scaled
+    # mean shift in its files must not change what the network computes on [0, 1] images.
+    fmt = OISR.authors_formats["bam"]
+    torch.manual_seed(0)
+    net = build_backbone("oisr_lf_s", 2, "original", **fmt.options, **TINY).eval()
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        before = net(x)
+        state = net.state_dict()
+        for key in ("sub_mean.bias", "add_mean.bias"):
+            state[key] = 255 * state[key]
+        net.load_state_dict(fmt.convert(state), strict=True)
+        torch.testing.assert_close(net(x), before, rtol=0, atol=0)
+    assert net.sub_mean.bias.abs().max() > 100  # the file's values were loaded

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from checks import ATTENTIONS, SCALES, assert_full_size_forward, assert_trains
-from refdata import WEIGHTS, need
+from refdata import WEIGHTS, authors_net, need
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import build_backbone
 from lit_sisr.backbones.pan import PAConv
-from lit_sisr.weights import WeightsError, load_official_weights
 
 SMALL = {"n_feats": 8, "n_up_feats": 16, "n_blocks": 2}  # CBAM keeps C // 16: needs 16 up-features
 OFFICIAL = WEIGHTS / "PAN"
@@ -43,8 +42,8 @@ def test_full_size_pan_forward(scale: int) -> None:
 def test_official_checkpoints_load_strictly_and_other_configurations_are_refused() -> None:
     x2 = need(OFFICIAL / "PANx2_DF2K.pth", "official PAN x2 weights")
     x4 = need(OFFICIAL / "PANx4_DF2K.pth", "official PAN x4 weights")
-    load_official_weights(build_backbone("pan", 2, "original"), x2)
-    with pytest.raises(WeightsError, match=r"unexpected 6 \(e\.g\. \['HRconv2"):  # x4's 2nd U-PA stage
-        load_official_weights(build_backbone("pan", 2, "original"), x4)
-    with pytest.raises(WeightsError, match="missing .* unexpected .*att1.conv"):
-        load_official_weights(build_backbone("pan", 2, "bam"), x2)
+    authors_net("pan", 2, x2)
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "upconv2'):  # x4's 2nd U-PA stage
+        authors_net("pan", 2, x4)
+    with pytest.raises(RuntimeError, match=r"(?s)Missing key.*Unexpected key.*att1\.conv"):
+        authors_net("pan", 2, x2, attention="bam")
