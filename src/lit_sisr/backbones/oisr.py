@@ -17,8 +17,9 @@ per block). The mean shift, commented out in the BAM code, follows OISR (on);
 it does not change the parameter count.
 
 Authors' formats (``authors_formats``; the names are ours in both): OISR-PyTorch's ``LF-s`` /
-``LF-m`` files hold leapfrog blocks trained on [0, 255] (``block="lf"``, ``rgb_range=255``:
-the mean shift and every bias are 255-scaled); the BAM repository's hold RK3 blocks run on
+``LF-m`` files hold leapfrog blocks trained on [0, 255] (``block="lf"``, ``rgb_range=255``: the
+[0, 1] input is multiplied by 255, the weights and their 255-scaled mean shift run as trained,
+the output is divided by 255); the BAM repository's hold RK3 blocks run on
 [0, 1] with the mean shift commented out of forward (``mean_shift=False``), although their
 stored, unused mean shift is 255-scaled. Only its ``attention`` module is named differently.
 """
