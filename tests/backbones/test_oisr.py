@@ -84,7 +84,7 @@ def test_rk3_block_has_five_learnable_coefficients() -> None:
     assert scalars == pytest.approx(expected)
 
 
-TINY = dict(n_blocks=2, n_feats=16)
+TINY = {"n_blocks": 2, "n_feats": 16}
 
 
 def test_official_format_runs_the_255_range_weights_on_unit_range_images() -> None:

@@ -43,7 +43,7 @@ def test_official_checkpoints_load_strictly_and_other_configurations_are_refused
     x2 = need(OFFICIAL / "PANx2_DF2K.pth", "official PAN x2 weights")
     x4 = need(OFFICIAL / "PANx4_DF2K.pth", "official PAN x4 weights")
     authors_net("pan", 2, x2)
-    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "upconv2'):  # x4's 2nd U-PA stage
-        authors_net("pan", 2, x4)
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "upconv2'):
+        authors_net("pan", 2, x4)  # x4's second U-PA stage
     with pytest.raises(RuntimeError, match=r"(?s)Missing key.*Unexpected key.*att1\.conv"):
         authors_net("pan", 2, x2, attention="bam")

@@ -31,7 +31,12 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
+from lit_sisr.backbones._authors import (
+    BAM_MODULE_RULES,
+    BAM_REPOSITORY,
+    AuthorsFormat,
+    rename_keys,
+)
 from lit_sisr.backbones.common import DIV2K_MEAN, conv
 
 

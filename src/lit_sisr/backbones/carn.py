@@ -27,7 +27,12 @@ from torch.nn import functional as F
 
 from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
+from lit_sisr.backbones._authors import (
+    BAM_MODULE_RULES,
+    BAM_REPOSITORY,
+    AuthorsFormat,
+    rename_keys,
+)
 from lit_sisr.backbones.common import DIV2K_MEAN, MeanShift
 
 # CARN's MeanShift: [0, 1] means, no std division. Its numbers are the DIV2K mean of EDSR.

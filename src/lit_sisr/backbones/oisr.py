@@ -29,7 +29,12 @@ import torch
 from torch import nn
 
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
+from lit_sisr.backbones._authors import (
+    BAM_MODULE_RULES,
+    BAM_REPOSITORY,
+    AuthorsFormat,
+    rename_keys,
+)
 from lit_sisr.backbones.common import EDSRSkeleton, conv
 
 

@@ -27,7 +27,12 @@ from torch import nn
 
 from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
-from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
+from lit_sisr.backbones._authors import (
+    BAM_MODULE_RULES,
+    BAM_REPOSITORY,
+    AuthorsFormat,
+    rename_keys,
+)
 from lit_sisr.backbones.common import conv
 
 
