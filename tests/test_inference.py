@@ -16,8 +16,7 @@ from lit_sisr.inference import (
     receptive_radius, self_ensemble, tiled_forward,
 )
 from lit_sisr.metrics import psnr_y
-from lit_sisr.weights import load_official_weights
-from refdata import BENCHMARK, WEIGHTS, need
+from refdata import BENCHMARK, WEIGHTS, authors_net, need
 
 # Tiny configurations per backbone, the ``SMALL`` ones of tests/backbones/test_<name>.py.
 TINY = {
@@ -218,7 +217,7 @@ def test_self_ensemble_raises_psnr_of_official_imdn():
     (bird 35.474 -> 35.570, butterfly 29.915 -> 30.003)."""
     weights = need(WEIGHTS / "IMDN" / "IMDN_x4.pth", "official IMDN x4 weights")
     set5 = need(BENCHMARK / "Set5", "Set5")
-    net = load_official_weights(build_backbone("imdn", 4, "original"), weights).eval()
+    net = authors_net("imdn", 4, weights)
     for name in ("bird", "butterfly"):
         lr = to_float(read_image(set5 / "LR_bicubic" / "X4" / f"{name}x4.png"))[None]
         hr = to_float(read_image(set5 / "HR" / f"{name}.png"))[None]
