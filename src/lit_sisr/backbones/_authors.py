@@ -11,6 +11,7 @@ every declared format against the authors' own outputs; docs/architectures.md li
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,36 @@ StateDict = dict[str, torch.Tensor]
 def same_keys(state: StateDict) -> StateDict:
     """The converter of a format whose keys are already ours."""
     return dict(state)
+
+
+Rule = tuple[str, "str | Callable[[re.Match[str]], str]"]
+
+
+def rename_keys(*rules: Rule) -> Callable[[StateDict], StateDict]:
+    """A converter applying ``re.sub(pattern, replacement, key)`` for every rule, in order, to every
+    key (tensors are kept as they are)."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+
+    def convert(state: StateDict) -> StateDict:
+        renamed = {}
+        for key, value in state.items():
+            for pattern, replacement in compiled:
+                key = pattern.sub(replacement, key)
+            renamed[key] = value
+        return renamed
+
+    return convert
+
+
+#: The BAM repository's names inside its modules (``Blanced_attention.py``): the module attribute
+#: ``attention`` and its children ``ca.relu1`` (PReLU) and ``sa.conv1`` are our ``att``,
+#: ``ca.act`` and ``sa.conv`` (lit_sisr.attention.balanced). Networks whose BAM sits elsewhere
+#: (CARN's ``c{i}.1``, PAN's ``att1``) add their own rules before these.
+BAM_MODULE_RULES: tuple[Rule, ...] = (
+    (r"(^|\.)attention\.", r"\1att."),
+    (r"(^|\.)ca\.relu1\.", r"\1ca.act."),
+    (r"(^|\.)sa\.conv1\.", r"\1sa.conv."),
+)
 
 
 @dataclass(frozen=True)
