@@ -107,7 +107,9 @@ class DRLN(MeanShiftedSR):
             input_range=255,
             options={"rgb_range": 255},
         ),
-        "bam": AuthorsFormat(BAM_REPOSITORY, rename_keys(*DRLN_RULES, *BAM_MODULE_RULES), options={"rgb_range": 1}),
+        "bam": AuthorsFormat(
+            BAM_REPOSITORY, rename_keys(*DRLN_RULES, *BAM_MODULE_RULES), options={"rgb_range": 1}, attentions=("bam",)
+        ),
     }
 
     def __init__(

@@ -53,7 +53,10 @@ class MSRN(MeanShiftedSR):
             "MIVRC/MSRN-PyTorch", input_range=255, options={"rgb_range": 255, "mean_shift": True}
         ),
         "bam": AuthorsFormat(
-            BAM_REPOSITORY, rename_keys(*BAM_MODULE_RULES), options={"rgb_range": 1, "mean_shift": False}
+            BAM_REPOSITORY,
+            rename_keys(*BAM_MODULE_RULES),
+            options={"rgb_range": 1, "mean_shift": False},
+            attentions=("bam",),
         ),
     }
 

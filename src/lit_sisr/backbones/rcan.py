@@ -64,7 +64,10 @@ class RCAN(EDSRSkeleton):
     authors_formats = {
         "official": AuthorsFormat("yulunzhang/RCAN", input_range=255, options={"rgb_range": 255, "mean_shift": True}),
         "bam": AuthorsFormat(
-            BAM_REPOSITORY, rename_keys(*BAM_MODULE_RULES), options={"rgb_range": 1, "mean_shift": False}
+            BAM_REPOSITORY,
+            rename_keys(*BAM_MODULE_RULES),
+            options={"rgb_range": 1, "mean_shift": False},
+            attentions=("bam",),
         ),
     }
 

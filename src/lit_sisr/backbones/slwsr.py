@@ -72,7 +72,10 @@ class SLWSR(MeanShiftedSR):
             "Sudo-Biao/s-LWSR", rename_keys(*LWSR_RULES), input_range=255, options={"rgb_range": 255, "mean_shift": True}
         ),
         "bam": AuthorsFormat(
-            BAM_REPOSITORY, rename_keys(*LWSR_RULES, *BAM_MODULE_RULES), options={"rgb_range": 1, "mean_shift": False}
+            BAM_REPOSITORY,
+            rename_keys(*LWSR_RULES, *BAM_MODULE_RULES),
+            options={"rgb_range": 1, "mean_shift": False},
+            attentions=("bam",),
         ),
     }
 
