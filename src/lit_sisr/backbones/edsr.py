@@ -43,10 +43,14 @@ class EDSR(EDSRSkeleton):
     scales = (2, 3, 4)
     authors_formats = {
         "official": AuthorsFormat(
-            "sanghyun-son/EDSR-PyTorch", input_range=255, options={"rgb_range": 255, "res_scale": 0.1, "mean_shift": True}
+            "sanghyun-son/EDSR-PyTorch",
+            input_range=255,
+            options={"rgb_range": 255, "res_scale": 0.1, "mean_shift": True},
         ),
         "bam": AuthorsFormat(
-            BAM_REPOSITORY, rename_keys(*BAM_MODULE_RULES), options={"rgb_range": 1, "res_scale": 1.0, "mean_shift": False}
+            BAM_REPOSITORY,
+            rename_keys(*BAM_MODULE_RULES),
+            options={"rgb_range": 1, "res_scale": 1.0, "mean_shift": False},
         ),
     }
 

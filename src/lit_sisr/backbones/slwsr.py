@@ -69,7 +69,10 @@ class SLWSR(MeanShiftedSR):
     scales = (2, 3, 4)
     authors_formats = {
         "official": AuthorsFormat(
-            "Sudo-Biao/s-LWSR", rename_keys(*LWSR_RULES), input_range=255, options={"rgb_range": 255, "mean_shift": True}
+            "Sudo-Biao/s-LWSR",
+            rename_keys(*LWSR_RULES),
+            input_range=255,
+            options={"rgb_range": 255, "mean_shift": True},
         ),
         "bam": AuthorsFormat(
             BAM_REPOSITORY,
