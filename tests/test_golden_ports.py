@@ -18,7 +18,8 @@ import torch
 from refdata import SHARED, need
 
 from lit_sisr.backbones import BACKBONES, build_backbone
-from lit_sisr.backbones._authors import BAM_REPOSITORY, OFFICIAL, BAM_REPO, authors_formats
+from lit_sisr.backbones._authors import BAM_REPO, BAM_REPOSITORY, OFFICIAL, authors_formats
+from lit_sisr.weights import WeightsError, load_authors_weights, load_official_weights
 
 GOLDEN = SHARED / "golden"
 FIXTURES = sorted(GOLDEN.glob("*.pt")) if GOLDEN.is_dir() else []
@@ -82,6 +83,7 @@ def test_port_reproduces_the_authors_code(path: Path, one_thread) -> None:
     name = fixture_format(fx)
     assert name in formats, f"{fx['network']} declares no {name!r} format (has {sorted(formats)})"
     fmt = formats[name]
+    assert fmt.covers(fx["attention"]), f"{fx['network']}'s {name!r} format does not cover attention={fx['attention']}"
     assert fmt.input_range == fx["input_range"]
     net = build_backbone(fx["network"], fx["scale"], fx["attention"], **fmt.options, **suffix_options(path)).eval()
     net.load_state_dict(fmt.convert(state), strict=True)
@@ -91,3 +93,59 @@ def test_port_reproduces_the_authors_code(path: Path, one_thread) -> None:
     assert out.shape == expected.shape
     err = (out - expected).abs().max().item() / expected.abs().max().item()
     assert err <= RTOL, f"max |diff| = {err:.2e} of max|output|"
+
+
+def _fixture(stem: str) -> dict:
+    need(GOLDEN / f"{stem}.pt", "golden port fixtures")
+    return torch.load(GOLDEN / f"{stem}.pt", weights_only=True)
+
+
+def _authors_file(fx: dict, path: Path) -> Path:
+    """The fixture's weights as the BAM repository's train.py saves them (DataParallel prefix)."""
+    torch.save({"state_dict": {f"module.{k}": v for k, v in golden_state_dict(fx).items()}}, path)
+    return path
+
+
+def _relative_error(net: torch.nn.Module, fx: dict) -> float:
+    with torch.no_grad():
+        out = net.eval()(fx["input"] / fx["input_range"]) * fx["input_range"]
+    return (out - fx["output"]).abs().max().item() / fx["output"].abs().max().item()
+
+
+@pytest.mark.parametrize("stem", ["msrn-bam-x2", "msrn-original-x4", "slwsr32-original-x3", "slwsr32-bam-x2"])
+def test_load_authors_weights_finds_the_format_and_builds_the_authors_network(stem: str, tmp_path: Path) -> None:
+    fx = _fixture(stem)
+    path = _authors_file(fx, tmp_path / "authors.pth")
+    net, name = load_authors_weights(fx["network"], fx["scale"], fx["attention"], path)
+    assert name == fixture_format(fx)
+    assert _relative_error(net, fx) <= RTOL
+
+
+def test_authors_files_that_fit_no_format_or_two_are_named(tmp_path: Path) -> None:
+    fx = _fixture("edsr-original-x2")  # the baseline EDSR: both repositories use the same keys
+    path = _authors_file(fx, tmp_path / "edsr.pth")
+    with pytest.raises(WeightsError, match=r"edsr.pth fits the 'official' \(sanghyun-son/EDSR-PyTorch\) and 'bam' "
+                                           r"\(dandingbudanding/BAM\) formats of edsr.*format='official' or 'bam'"):
+        load_authors_weights("edsr", 2, "original", path)
+    with pytest.raises(WeightsError, match=r"edsr.pth does not fit edsr x3 attention=original: 2 shape mismatches.*"
+                                           r"formats tried: 'official' \(sanghyun-son/EDSR-PyTorch\), 'bam'"):
+        load_authors_weights("edsr", 3, "original", path, format=None)
+    with pytest.raises(WeightsError, match="no authors' format 'paper'"):
+        load_authors_weights("edsr", 2, "original", path, format="paper")
+    fx = _fixture("msrn-original-x2")  # the BAM format describes only the BAM classes' files
+    path = _authors_file(fx, tmp_path / "msrn.pth")
+    with pytest.raises(WeightsError, match="no authors' format of msrn describes files of attention=original"):
+        load_authors_weights("msrn", 2, "original", path, format="bam")
+    net, name = load_authors_weights("msrn", 2, "original", path)
+    assert name == "official" and net.rgb_range == 255
+
+
+def test_load_official_weights_refuses_a_network_built_for_another_range(tmp_path: Path) -> None:
+    fx = _fixture("slwsr32-original-x2")
+    path = _authors_file(fx, tmp_path / "lwsr.pth")
+    with pytest.raises(WeightsError, match=r"lwsr.pth is in the 'official' \(Sudo-Biao/s-LWSR\) format of SLWSR, "
+                                           r"which computes the authors' network only when built with rgb_range=255, "
+                                           r"mean_shift=True; this one has rgb_range=1.0"):
+        load_official_weights(build_backbone("slwsr32", 2, "original"), path)
+    net = load_official_weights(build_backbone("slwsr32", 2, "original", rgb_range=255), path)
+    assert _relative_error(net, fx) <= RTOL

@@ -31,9 +31,9 @@ def config(*overrides: str):
         return compose("predict", overrides=list(overrides))
 
 
-def tiny_edsr(attention: str = "none") -> torch.nn.Module:
+def tiny_edsr(attention: str = "none", **options) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_backbone("edsr", 2, attention, **EDSR).eval()
+    return build_backbone("edsr", 2, attention, **EDSR, **options).eval()
 
 
 def lit_checkpoint(path: Path, net: torch.nn.Module, attention: str = "none") -> Path:
@@ -97,7 +97,7 @@ def test_rgb_grey_and_rgba_from_a_lit_sisr_checkpoint(tmp_path):
 
 
 def test_authors_weights_with_tiles_and_self_ensemble(tmp_path):
-    net = tiny_edsr()
+    net = tiny_edsr(rgb_range=255)  # EDSR-PyTorch's files run on [0, 255] (docs/architectures.md)
     weights = tmp_path / "edsr_official.pt"
     torch.save(net.state_dict(), weights)  # a bare state dict, as authors release them
     image = np.random.default_rng(1).integers(0, 256, (30, 26, 3), dtype=np.uint8)
@@ -105,7 +105,8 @@ def test_authors_weights_with_tiles_and_self_ensemble(tmp_path):
     lr = torch.from_numpy(np.asarray(Image.open(source)).copy()).permute(2, 0, 1).float().div(255)[None]
     out = tmp_path / "out"
     predict(config(f"ckpt={weights}", "model=edsr", "attention=none", "scale=2", "model.n_resblocks=2",
-                   "model.n_feats=16", f"input={source}", f"output={out}", "self_ensemble=true", "tile=12"))
+                   "model.n_feats=16", "model.rgb_range=255", f"input={source}", f"output={out}",
+                   "self_ensemble=true", "tile=12"))
     with torch.no_grad():
         expected = to_levels(self_ensemble(net, lr)[0]).permute(1, 2, 0).int()
     difference = (levels(out / "photo_x2.png").int() - expected).abs()

@@ -1,19 +1,28 @@
 """Loading network weights: our Lightning checkpoints and the authors' released files.
 
 Every file is read with ``torch.load(weights_only=True)``: a checkpoint that would need to run
-code on load is refused with a message naming the file. Official checkpoints come in several
-shapes (a bare state dict, ``{"state_dict": ...}``, DataParallel's ``module.`` prefix); a backbone
-whose parameter names differ from its authors' provides ``convert_official_state_dict``.
-Matching is strict: a missing or unexpected key is an error that lists a few of them.
+code on load is refused with a message naming the file. Authors' files come in several shapes
+(a bare state dict, ``{"state_dict": ...}``, DataParallel's ``module.`` prefix) and in the
+formats each backbone declares in ``authors_formats`` (lit_sisr.backbones._authors: the original
+repository's and the BAM repository's key names, input range and the constructor options that
+reproduce the authors' function; docs/architectures.md). The format of a file is found by which
+converter's keys fit the network. Matching is strict: a missing or unexpected key is an error
+that lists a few of them.
 """
 from __future__ import annotations
 
 import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+
+from lit_sisr.attention import as_factory
+from lit_sisr.backbones import BACKBONES, build_backbone
+from lit_sisr.backbones._authors import OFFICIAL, AuthorsFormat, authors_formats
 
 
 class WeightsError(RuntimeError):
@@ -70,16 +79,133 @@ def _extract_state_dict(obj: dict, path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_official_weights(net: nn.Module, path: str | Path) -> nn.Module:
-    """Load an authors' released checkpoint into ``net`` (strict)."""
+def read_authors_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of an authors' file, DataParallel's ``module.`` prefix removed."""
     path = Path(path)
     state = _extract_state_dict(read_state(path), path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    convert = getattr(net, "convert_official_state_dict", None)
-    if convert is not None:
-        state = convert(state)
-    _load_strict(net, state, path)
-    return net
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def declared_formats(cls: type) -> Mapping[str, AuthorsFormat]:
+    """The authors' formats of a backbone class; a network that declares none loads its authors'
+    keys as they are (or through a legacy ``convert_official_state_dict``)."""
+    formats = authors_formats(cls)
+    if formats:
+        return formats
+    legacy = getattr(cls, "convert_official_state_dict", None)
+    return {OFFICIAL: AuthorsFormat("", legacy) if legacy else AuthorsFormat("")}
+
+
+def load_official_weights(net: nn.Module, path: str | Path) -> nn.Module:
+    """Load an authors' file into ``net`` (strict), in the first of the network's declared formats
+    whose converted keys fit it.
+
+    The network must have been built with that format's options where it exposes them as
+    attributes (``rgb_range``, ``mean_shift``, ``res_scale``, ...): otherwise the file would load
+    but compute something else than the authors' network, and that is an error saying which
+    options to build it with (or use :func:`load_authors_weights`, which builds it)."""
+    path = Path(path)
+    formats = declared_formats(type(net))
+    converted = _convert_all(formats, read_authors_state(path))
+    own = net.state_dict()
+    fitting = [name for name, state in converted.items() if not _misfit(own, state)]
+    if not fitting:
+        raise _no_fit(path, type(net).__name__, {name: own for name in formats}, converted, formats)
+    for name in fitting:
+        if not _disagreeing(net, formats[name].options):
+            net.load_state_dict(converted[name], strict=True)
+            return net
+    name = fitting[0]
+    wrong = _disagreeing(net, formats[name].options)
+    raise WeightsError(
+        f"{path} is in the {_label(name, formats[name])} format of {type(net).__name__}, which computes the authors' "
+        f"network only when built with {_options(formats[name].options)}; this one has "
+        + ", ".join(f"{k}={v!r}" for k, v in wrong.items())
+        + ": build it with those options, or load it with load_authors_weights"
+    )
+
+
+def load_authors_weights(
+    model: str,
+    scale: int,
+    attention: Any,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    **options: Any,
+) -> tuple[nn.Module, str]:
+    """Build network ``model`` for ``scale`` and ``attention`` as the authors' code that wrote
+    ``path`` computes it and load the file (strict); returns the network and the format's name.
+
+    The network gets the format's constructor options, then ``options`` (the caller's win). With
+    ``format=None`` the format is the one whose converted keys fit the network; a file that fits
+    several formats computing different functions (e.g. the baseline EDSR of both repositories,
+    same keys) needs ``format`` named."""
+    path = Path(path)
+    formats = declared_formats(BACKBONES.get(model))
+    if format is not None and format not in formats:
+        raise WeightsError(f"{path}: model {model!r} has no authors' format {format!r}; it declares {sorted(formats)}")
+    attention_name = as_factory(attention).name
+    names = [format] if format is not None else [n for n, f in formats.items() if f.covers(attention_name)]
+    if not names or not formats[names[0]].covers(attention_name):
+        raise WeightsError(
+            f"{path}: no authors' format of {model} describes files of attention={attention_name} "
+            f"(formats: " + ", ".join(f"{_label(n, f)} for {_attentions(f)}" for n, f in formats.items()) + ")"
+        )
+    chosen = {name: formats[name] for name in names}
+    settings = {name: {**fmt.options, **options} for name, fmt in chosen.items()}
+    converted = _convert_all(chosen, read_authors_state(path))
+    owns = {}
+    for name in names:
+        with torch.device("meta"):  # keys and shapes only, no weights drawn
+            owns[name] = build_backbone(model, scale, attention, **settings[name]).state_dict()
+    fitting = [name for name in names if not _misfit(owns[name], converted[name])]
+    if not fitting:
+        raise _no_fit(path, f"{model} x{scale} attention={attention_name}", owns, converted, chosen)
+    if len({repr(sorted(settings[name].items())) for name in fitting}) > 1:
+        raise WeightsError(
+            f"{path} fits the " + " and ".join(_label(n, formats[n]) for n in fitting)
+            + f" formats of {model}, which compute different functions; name one with format="
+            + " or ".join(repr(n) for n in fitting)
+        )
+    name = fitting[0]
+    net = build_backbone(model, scale, attention, **settings[name])
+    net.load_state_dict(converted[name], strict=True)
+    return net, name
+
+
+def _convert_all(formats: Mapping[str, AuthorsFormat], state: dict[str, torch.Tensor]) -> dict[str, dict]:
+    return {name: fmt.convert(state) for name, fmt in formats.items()}
+
+
+def _disagreeing(net: nn.Module, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The format's options that ``net`` exposes with another value (the net's values)."""
+    missing = object()
+    have = {k: getattr(net, k, missing) for k in options}
+    return {k: v for k, v in have.items() if v is not missing and v != options[k]}
+
+
+def _label(name: str, fmt: AuthorsFormat) -> str:
+    return f"{name!r} ({fmt.repo})" if fmt.repo else repr(name)
+
+
+def _options(options: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in options.items()) or "its defaults"
+
+
+def _attentions(fmt: AuthorsFormat) -> str:
+    return "attention=" + "/".join(fmt.attentions) if fmt.attentions is not None else "any attention"
+
+
+def _no_fit(path: Path, what: str, owns: Mapping[str, Mapping], converted: Mapping[str, dict],
+            formats: Mapping[str, AuthorsFormat]) -> WeightsError:
+    """The misfit of the closest format (most keys in common), naming the formats tried."""
+    closest = max(formats, key=lambda n: len(set(owns[n]) & set(converted[n])))
+    message = f"{path} does not fit {what}: " + "; ".join(_misfit(owns[closest], converted[closest]))
+    message += ". Is it a checkpoint of another network, scale or attention?"
+    if len(formats) > 1 or formats[closest].repo:
+        message += " (authors' formats tried: " + ", ".join(_label(n, f) for n, f in formats.items()) + ")"
+    return WeightsError(message)
 
 
 def load_lightning_weights(net: nn.Module, path: str | Path, prefix: str = "net.") -> dict:
@@ -115,20 +241,25 @@ def _trained_as(hparams: dict) -> str:
         return ""
 
 
-def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    own = net.state_dict()
+def _misfit(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> list[str]:
+    """What keeps ``state`` from loading strictly where ``own`` is expected (empty: it fits)."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})")
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} (e.g. {missing[:3]})")
+    if unexpected:
+        parts.append(f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})")
+    return parts
+
+
+def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    parts = _misfit(net.state_dict(), state)
+    if parts:
         raise WeightsError(
             f"{path} does not fit {type(net).__name__}: " + "; ".join(parts)
             + ". Is it a checkpoint of another network, scale or attention?"

@@ -74,7 +74,7 @@ def test_official_checkpoint_names_map_onto_ours() -> None:
     net = build_backbone("drln", 4, "original")
     ours = net.state_dict()
     assert len(ours) == 492
-    converted = net.convert_official_state_dict({k: torch.empty(s) for k, s in official.items()})
+    converted = net.authors_formats["official"].convert({k: torch.empty(s) for k, s in official.items()})
     assert {k: tuple(ours[k].shape) for k in converted if k in ours} == {
         k: tuple(v.shape) for k, v in converted.items()
     }

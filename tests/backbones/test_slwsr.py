@@ -53,7 +53,7 @@ def _official_names() -> list[str]:
 def test_official_checkpoint_names_map_onto_ours() -> None:
     net = build_backbone("slwsr32", 4, "original")
     ours = net.state_dict()
-    converted = SLWSR.convert_official_state_dict({name: name for name in _official_names()})
+    converted = SLWSR.authors_formats["official"].convert({name: name for name in _official_names()})
     assert set(converted) == set(ours)
     # The distinctive layers land where they belong: the bias-free 6C -> C pool and the
     # 2C -> C fusion convs that open each decoder level.

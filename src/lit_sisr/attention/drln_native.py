@@ -8,8 +8,8 @@ of receptive fields), their concatenation through a 3x3 conv ``3C//r -> C`` and 
 result scales the input channels. 13,900 parameters at C = 64, r = 16.
 
 The branches keep the authors' names ``c1``..``c4``; the authors wrap each conv in a module with
-a ``body`` attribute (``ca.c1.body.0.weight``), which ``DRLN.convert_official_state_dict`` folds
-into ``att.c1.0.weight``.
+a ``body`` attribute (``ca.c1.body.0.weight``), which DRLN's authors' format (``DRLN.authors_formats``)
+folds into ``att.c1.0.weight``.
 """
 from __future__ import annotations
 

@@ -64,6 +64,14 @@ class AuthorsFormat:
     convert: Callable[[StateDict], StateDict] = same_keys
     input_range: float = 1.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: The attention settings whose files this format describes (None: any). The BAM repository's
+    #: baseline classes do not all run like its BAM classes (its baseline MSRN keeps the 255 mean
+    #: shift, its baseline DRLN drops the mean shift), so a "bam" format verified on the BAM classes
+    #: only says ``("bam",)``.
+    attentions: tuple[str, ...] | None = None
+
+    def covers(self, attention: str) -> bool:
+        return self.attentions is None or attention in self.attentions
 
 
 OFFICIAL = "official"

@@ -8,9 +8,16 @@ features of its group so far are concatenated and fused by a 3x3 conv with ReLU;
 and the whole body have a skip connection. 64 features; the single-scale upsampler has a ReLU
 after each conv. The attention site is the end of every DRLM, where DRLN has its Laplacian
 attention; the BAM paper replaces it there (dandingbudanding/BAM ``DRLN/drln.py``
-``Block_BlancedAttention``: 20 sites, C = 64, r = 16; bam_reference.md section 2, row 12).
+``Block_BlancedAttention``: 20 sites, C = 64, r = 16; docs/architectures.md, DRLN).
 Both the official DRLN and the BAM variant subtract the DIV2K mean ([0, 1] range) at the input
 and add it back at the output.
+
+Authors' formats (``authors_formats``): both repositories name modules ``b{k}`` (our
+``blocks.{k-1}``), fusion convs ``c{k}.body`` (``fusions.{k-1}``), the attention ``b{k}.ca``
+(``att``), and wrap convs in ``body``/``shifter``/``up`` containers that we drop. saeed-anwar/DRLN
+ran its weights on [0, 255] images (``rgb_range=255``) with the [0, 1] mean in its mean-shift
+convs (the values come with the file); the BAM repository on [0, 1], its BAM ``b{k}.ca`` holding
+``ca.relu1`` and ``sa.conv1``.
 
 One wiring detail follows the authors' code rather than the paper's figure: the second module of
 the second group reads the group's input instead of the preceding fusion conv's output
@@ -20,7 +27,6 @@ kept, because the published weights and parameter counts contain it, but gets no
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import torch
@@ -28,6 +34,7 @@ from torch import nn
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import MeanShiftedSR, conv
 
 
@@ -78,9 +85,32 @@ def relu_upsampler(scale: int, channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+#: Names shared by saeed-anwar/DRLN ``drln.py``/``ops.py`` and the BAM repository's ``DRLN/drln.py``.
+DRLN_RULES = (
+    (r"^b(\d+)\.", lambda m: f"blocks.{int(m.group(1)) - 1}."),
+    (r"^(blocks\.\d+\.)ca\.", r"\1att."),
+    (r"^c(\d+)\.body\.", lambda m: f"fusions.{int(m.group(1)) - 1}."),
+    (r"\.g\.body\.", ".g."),
+    (r"^(sub_mean|add_mean)\.shifter\.", r"\1."),
+    (r"^upsample\.up\.body\.", "upsample."),
+)
+
+
 @register_backbone("drln")
 class DRLN(MeanShiftedSR):
     scales = (2, 3, 4)
+    authors_formats = {
+        # The Laplacian attention's convs are ops.BasicBlock (``c{1..4}.body.0``).
+        "official": AuthorsFormat(
+            "saeed-anwar/DRLN",
+            rename_keys(*DRLN_RULES, (r"(\.att\.c\d)\.body\.", r"\1.")),
+            input_range=255,
+            options={"rgb_range": 255},
+        ),
+        "bam": AuthorsFormat(
+            BAM_REPOSITORY, rename_keys(*DRLN_RULES, *BAM_MODULE_RULES), options={"rgb_range": 1}, attentions=("bam",)
+        ),
+    }
 
     def __init__(
         self,
@@ -90,8 +120,9 @@ class DRLN(MeanShiftedSR):
         group_sizes: Sequence[int] = (3, 3, 3, 3, 4, 4),
         group_input_blocks: Sequence[int] = (4,),
         mean_shift: bool = True,
+        rgb_range: float = 1.0,
     ) -> None:
-        super().__init__(scale, mean_shift)
+        super().__init__(scale, mean_shift, rgb_range)
         self.group_sizes = tuple(group_sizes)
         self.group_input_blocks = frozenset(group_input_blocks)
         group_starts = {sum(self.group_sizes[:g]) for g in range(len(self.group_sizes))}
@@ -130,22 +161,3 @@ class DRLN(MeanShiftedSR):
                 index += 1
             group_input = group_input + fused
         return self.tail(self.upsample(x + group_input))
-
-    @staticmethod
-    def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """saeed-anwar/DRLN checkpoints: ``b{k}.`` -> ``blocks.{k-1}.``, ``c{k}.body.`` ->
-        ``fusions.{k-1}.``, ``.ca.`` -> ``.att.``, and the ``body``/``shifter``/``up`` wrappers of
-        ``ops.BasicBlock``, ``ops.MeanShift`` and ``ops.UpsampleBlock`` dropped.
-
-        The authors ran their weights on [0, 255] images (EDSR-PyTorch ``rgb_range`` 255) with
-        the [0, 1] mean shift, so feed them ``255 * x`` and divide the output by 255."""
-
-        def rename(key: str) -> str:
-            key = re.sub(r"^b(\d+)\.", lambda m: f"blocks.{int(m.group(1)) - 1}.", key)
-            key = re.sub(r"^c(\d+)\.body\.", lambda m: f"fusions.{int(m.group(1)) - 1}.", key)
-            key = re.sub(r"\.ca\.(c\d)\.body\.", r".att.\1.", key)
-            key = key.replace(".g.body.", ".g.")
-            key = re.sub(r"^(sub_mean|add_mean)\.shifter\.", r"\1.", key)
-            return key.replace("upsample.up.body.", "upsample.")
-
-        return {rename(k): v for k, v in state.items()}

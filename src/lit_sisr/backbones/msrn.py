@@ -6,9 +6,12 @@ every block output are concatenated and fused by a 1x1 conv (hierarchical featur
 Sec. 3.2), then a 3x3 conv, the sub-pixel upsampler and a 3x3 conv to RGB (Sec. 3.3).
 MSRN has no attention of its own. The BAM paper puts one BAM in every MSRB, after the 1x1
 "confusion" conv and before the block's residual add (BAM ``MSRN/msrn.py``
-``MSRB_blanced_attention``; bam_reference.md section 2, row 4). The BAM code switches the
+``MSRB_blanced_attention``; docs/architectures.md, MSRN). The BAM code switches the
 DIV2K mean shift off; we follow the original MSRN and keep it (no parameter changes).
-Parameter names equal the official ones, so MSRN-PyTorch checkpoints load as they are.
+
+Authors' formats (``authors_formats``): MSRN-PyTorch's names equal ours and its files run on
+[0, 255] (``rgb_range=255``); the BAM repository's run on [0, 1] without the mean shift and name
+each block's module ``attention`` (``ca.relu1``, ``sa.conv1``).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from torch import nn
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import MeanShiftedSR, conv, upsampling_tail
 
 
@@ -44,6 +48,17 @@ class MSRB(nn.Module):
 @register_backbone("msrn")
 class MSRN(MeanShiftedSR):
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat(
+            "MIVRC/MSRN-PyTorch", input_range=255, options={"rgb_range": 255, "mean_shift": True}
+        ),
+        "bam": AuthorsFormat(
+            BAM_REPOSITORY,
+            rename_keys(*BAM_MODULE_RULES),
+            options={"rgb_range": 1, "mean_shift": False},
+            attentions=("bam",),
+        ),
+    }
 
     def __init__(
         self,
@@ -52,8 +67,9 @@ class MSRN(MeanShiftedSR):
         n_feats: int = 64,
         n_blocks: int = 8,
         mean_shift: bool = True,
+        rgb_range: float = 1.0,
     ) -> None:
-        super().__init__(scale, mean_shift)
+        super().__init__(scale, mean_shift, rgb_range)
         factory = as_factory(attention)
         self.head = nn.Sequential(conv(3, n_feats, 3))
         self.body = nn.ModuleList(MSRB(n_feats, factory) for _ in range(n_blocks))

@@ -6,13 +6,14 @@ Residual in residual (Sec. 3): 10 residual groups, each 20 residual channel atte
 over the whole body; 64 features, EDSR-style sub-pixel upsampler. The attention site is the end
 of every RCAB body, where RCAN has its channel attention (``ca``, r = 16); the BAM paper replaces
 it there (dandingbudanding/BAM ``RCAN_ORI/RCAN.py`` ``RCAB_ori_blanced_attention``: 200 sites,
-C = 64, r = 16; bam_reference.md section 2, row 9). The BAM code comments out RCAN's DIV2K mean
+C = 64, r = 16; docs/architectures.md, RCAN). The BAM code comments out RCAN's DIV2K mean
 shift, which does not change the parameter count; we follow RCAN and keep it.
 
 Module names follow the authors' code (``head``, ``body.<g>.body.<b>.body.3.conv_du``, ``tail``,
-``sub_mean``/``add_mean``), so their checkpoints load without renaming. Those checkpoints were
-trained on [0, 255] images (EDSR-PyTorch ``rgb_range`` 255, mean shift scaled to match): run
-them on ``255 * x`` and divide the output by 255.
+``sub_mean``/``add_mean``). Authors' formats (``authors_formats``): yulunzhang/RCAN's files load
+by name and run on [0, 255] (EDSR-PyTorch ``rgb_range`` 255, mean shift scaled to match:
+``rgb_range=255``); the BAM repository's run on [0, 1] without the mean shift, and its BAM in
+place of every ``ca`` names its children ``ca.relu1`` and ``sa.conv1``.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from lit_sisr.attention import AttentionFactory, as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import EDSRSkeleton, conv
 
 
@@ -59,6 +61,15 @@ class RCAN(EDSRSkeleton):
     RCABs; the skeleton's site on the body output gets none (an identity, no parameters)."""
 
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat("yulunzhang/RCAN", input_range=255, options={"rgb_range": 255, "mean_shift": True}),
+        "bam": AuthorsFormat(
+            BAM_REPOSITORY,
+            rename_keys(*BAM_MODULE_RULES),
+            options={"rgb_range": 1, "mean_shift": False},
+            attentions=("bam",),
+        ),
+    }
 
     def __init__(
         self,
@@ -69,6 +80,7 @@ class RCAN(EDSRSkeleton):
         n_feats: int = 64,
         reduction: int = 16,
         mean_shift: bool = True,
+        rgb_range: float = 1.0,
     ) -> None:
         factory = as_factory(attention)
         super().__init__(
@@ -78,4 +90,5 @@ class RCAN(EDSRSkeleton):
             make_block=lambda: ResidualGroup(n_feats, n_resblocks, factory, reduction),
             attention="none",
             mean_shift=mean_shift,
+            rgb_range=rgb_range,
         )

@@ -9,8 +9,14 @@ Decoder: four levels, each fusing [previous output, (mirrored encoder level + po
 1x1 conv and running three ResBlocks. A global skip from the head, then the sub-pixel
 upsampler and a conv to RGB. s-LWSR has no attention of its own. The BAM paper puts one BAM
 on the last decoder output, before the global skip ``+ x1`` (BAM ``s_LWSR/s_LWSR.py``
-``LWSR_blanced_attention``; bam_reference.md section 2, row 5). The BAM code switches the DIV2K
+``LWSR_blanced_attention``; docs/architectures.md, s-LWSR). The BAM code switches the DIV2K
 mean shift off; we follow the original s-LWSR and keep it (no parameter changes).
+
+Authors' formats (``authors_formats``): both repositories name blocks by position (``feat{2..5}_{i}``
+encoder, ``feat6_{i}`` bottleneck, ``conv1`` information pool, ``feat{7..10}_{1,2}`` and
+``conv{7..10}`` decoder blocks 1-3). Sudo-Biao/s-LWSR's files run on [0, 255] (``rgb_range=255``);
+the BAM repository's on [0, 1] without the mean shift, with the module ``attention``
+(``ca.relu1``, ``sa.conv1``).
 """
 from __future__ import annotations
 
@@ -21,10 +27,29 @@ from torch import nn
 
 from lit_sisr.attention import as_factory
 from lit_sisr.backbones import register_backbone
+from lit_sisr.backbones._authors import BAM_MODULE_RULES, BAM_REPOSITORY, AuthorsFormat, rename_keys
 from lit_sisr.backbones.common import MeanShiftedSR, conv, upsampling_tail
 from lit_sisr.backbones.edsr import ResBlock
 
 LEVELS = 4  # encoder and decoder levels of lwsr.py
+
+
+def _block_name(m: re.Match[str]) -> str:
+    """``feat{level}_{i}.`` of lwsr.py: encoder levels 2..5, bottleneck 6, decoder levels 7..10."""
+    level, block = int(m.group(1)), int(m.group(2)) - 1
+    if level <= 1 + LEVELS:
+        return f"encoder.{level - 2}.{block}."
+    if level == 2 + LEVELS:
+        return f"bottleneck.{block}."
+    return f"decoder.{level - 3 - LEVELS}.{block}."
+
+
+#: Sudo-Biao/s-LWSR ``lwsr.py`` names (also the BAM repository's ``s_LWSR.py``).
+LWSR_RULES = (
+    (r"^feat(\d+)_(\d+)\.", _block_name),
+    (r"^conv1\.", "info_pool."),
+    (r"^conv(\d+)\.", lambda m: f"decoder.{int(m.group(1)) - 3 - LEVELS}.2."),
+)
 
 
 class FusionResBlock(ResBlock):
@@ -42,9 +67,25 @@ class FusionResBlock(ResBlock):
 @register_backbone("slwsr32")
 class SLWSR(MeanShiftedSR):
     scales = (2, 3, 4)
+    authors_formats = {
+        "official": AuthorsFormat(
+            "Sudo-Biao/s-LWSR",
+            rename_keys(*LWSR_RULES),
+            input_range=255,
+            options={"rgb_range": 255, "mean_shift": True},
+        ),
+        "bam": AuthorsFormat(
+            BAM_REPOSITORY,
+            rename_keys(*LWSR_RULES, *BAM_MODULE_RULES),
+            options={"rgb_range": 1, "mean_shift": False},
+            attentions=("bam",),
+        ),
+    }
 
-    def __init__(self, scale: int, attention=None, n_feats: int = 32, mean_shift: bool = True) -> None:
-        super().__init__(scale, mean_shift)
+    def __init__(
+        self, scale: int, attention=None, n_feats: int = 32, mean_shift: bool = True, rgb_range: float = 1.0
+    ) -> None:
+        super().__init__(scale, mean_shift, rgb_range)
         self.head = nn.Sequential(conv(3, n_feats, 3))
         self.encoder = nn.ModuleList(
             nn.Sequential(*(ResBlock(n_feats, res_scale=1.0) for _ in range(3))) for _ in range(LEVELS)
@@ -76,27 +117,3 @@ class SLWSR(MeanShiftedSR):
         for blocks, skip in zip(self.decoder, reversed(skips)):
             h = blocks(torch.cat([h, 0.5 * skip + 0.5 * pool], dim=1))
         return self.tail(self.att(h) + x1)
-
-    @staticmethod
-    def convert_official_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Sudo-Biao/s-LWSR checkpoints name blocks by position: ``feat{2..5}_{i}`` (encoder),
-        ``feat6_{i}`` (bottleneck), ``conv1`` (information pool), ``feat{7..10}_{1,2}`` and
-        ``conv{7..10}`` (decoder blocks 1-3)."""
-
-        def rename(key: str) -> str:
-            if m := re.match(r"feat(\d+)_(\d+)\.", key):
-                level, block = int(m.group(1)), int(m.group(2)) - 1
-                if level <= 1 + LEVELS:
-                    new = f"encoder.{level - 2}.{block}."
-                elif level == 2 + LEVELS:
-                    new = f"bottleneck.{block}."
-                else:
-                    new = f"decoder.{level - 3 - LEVELS}.{block}."
-                return new + key[m.end():]
-            if key.startswith("conv1."):
-                return "info_pool." + key[len("conv1."):]
-            if m := re.match(r"conv(\d+)\.", key):
-                return f"decoder.{int(m.group(1)) - 3 - LEVELS}.2." + key[m.end():]
-            return key
-
-        return {rename(k): v for k, v in state.items()}
