@@ -87,13 +87,9 @@ def read_authors_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def declared_formats(cls: type) -> Mapping[str, AuthorsFormat]:
-    """The authors' formats of a backbone class; a network that declares none loads its authors'
-    keys as they are (or through a legacy ``convert_official_state_dict``)."""
-    formats = authors_formats(cls)
-    if formats:
-        return formats
-    legacy = getattr(cls, "convert_official_state_dict", None)
-    return {OFFICIAL: AuthorsFormat("", legacy) if legacy else AuthorsFormat("")}
+    """The authors' formats of a backbone class; a network that declares none (bicubic) loads its
+    authors' keys as they are."""
+    return authors_formats(cls) or {OFFICIAL: AuthorsFormat("")}
 
 
 def load_official_weights(net: nn.Module, path: str | Path) -> nn.Module:
