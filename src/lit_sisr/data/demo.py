@@ -7,7 +7,8 @@ disjoint: validation is never a test image, and neither is a training one. Every
 ships inside the scikit-image wheel (``skimage/data/``: nothing is fetched over the network).
 
 Training has the textures and the varied scenes (microscopy, astronomy, a text scan, a
-motorbike workshop); the test set is six everyday photos (people, animals, objects, a building),
+motorbike workshop); the test set is six everyday photos (a person, a cat, a cameraman, a cup of
+coffee, the moon, a rocket launch),
 so the demo's "gain over bicubic" is measured on the kind of image a newcomer has in mind.
 """
 from __future__ import annotations
