@@ -165,7 +165,7 @@ def curves_figure(losses, val_psnr, val_bicubic: float | None, label: str):
     if val_psnr:
         steps, values = zip(*val_psnr)
         right.plot(steps, values, marker="o", markersize=3, color="#DD8452", label=label)
-        right.annotate(f"{values[-1]:.2f} dB", (steps[-1], values[-1]), textcoords="offset points", xytext=(-10, 6),
+        right.annotate(f"{values[-1]:.2f} dB", (steps[-1], values[-1]), textcoords="offset points", xytext=(-8, -12),
                        ha="right", fontsize=8)
     if val_bicubic is not None and math.isfinite(val_bicubic):
         right.axhline(val_bicubic, color="grey", linestyle="--", linewidth=1, label=f"bicubic {val_bicubic:.2f} dB")
