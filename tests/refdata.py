@@ -1,7 +1,9 @@
 """Where the reference data lives, and skips when it is absent.
 
-``LIT_SISR_DATA`` (set by .ci/run to ../shared/data) is the data root; the reference specs and
-official weights sit beside it (``<data>/../spec``, ``<data>/../weights``), as in ../shared.
+The data root is ``LIT_SISR_DATA`` (set by .ci/run to ../shared/data), else ``./data`` when it
+exists (where ``python -m lit_sisr.data.download`` writes by default), else ``../shared/data``.
+The reference specs and official weights sit beside it (``<data>/../spec``, ``<data>/../weights``),
+as in ../shared.
 """
 from __future__ import annotations
 
@@ -16,7 +18,16 @@ from lit_sisr.backbones import BACKBONES, build_backbone
 from lit_sisr.weights import read_state
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LIT_SISR_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def _data_root() -> Path:
+    if os.environ.get("LIT_SISR_DATA"):
+        return Path(os.environ["LIT_SISR_DATA"])
+    local = Path.cwd() / "data"
+    return local if local.is_dir() else REPO.parent / "shared" / "data"
+
+
+DATA = _data_root().resolve()
 SHARED = DATA.parent
 BENCHMARK = DATA / "benchmark"
 SPEC = SHARED / "spec"

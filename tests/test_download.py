@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -101,7 +102,7 @@ def sha256(data: bytes) -> str:
 
 
 def toy_zip(url: str, sha: str | None) -> Archive:
-    return Archive(file="TOY_train_HR.zip", url=f"{url}/TOY_train_HR.zip", extract_to="TOY",
+    return Archive(file="TOY_train_HR.zip", urls=(f"{url}/TOY_train_HR.zip",), extract_to="TOY",
                    provides=("TOY/TOY_train_HR",), sha256=sha)
 
 
@@ -111,7 +112,7 @@ def test_archives_land_in_the_layout_and_a_second_run_does_nothing(tmp_path: Pat
     table = {
         "toy": (toy_zip(server.url, sha256(zipped)),),
         # unpinned (no published hash): trusted on first use, recorded in a lock file
-        "bench": (Archive(file="bench.tar", url=f"{server.url}/bench.tar", extract_to="",
+        "bench": (Archive(file="bench.tar", urls=(f"{server.url}/bench.tar",), extract_to="",
                           provides=("bench/Set5/HR",), members=("bench/Set5/",)),),
     }
     root = tmp_path / "data"
@@ -147,8 +148,7 @@ def test_a_corrupted_archive_is_removed_and_nothing_is_extracted(tmp_path: Path,
     with pytest.raises(DownloadError, match=r"TOY_train_HR\.zip from http.*: sha256 mismatch .*expected "
                                             + sha256(good) + ", pinned\\); the file was removed"):
         download_datasets(["toy"], root, table={"toy": (toy_zip(server.url, sha256(good)),)}, **FAST)
-    assert sorted(p.name for p in root.iterdir()) == ["downloads"]
-    assert list((root / "downloads").iterdir()) == []
+    assert list(root.iterdir()) == []  # not even an empty downloads/ folder
 
     # unpinned: a download that differs from the hash recorded by the first one is refused too
     server.files["/TOY_train_HR.zip"] = good
@@ -162,7 +162,7 @@ def test_a_corrupted_archive_is_removed_and_nothing_is_extracted(tmp_path: Path,
 
     # an archive that verifies but lacks the expected folder leaves no partial data either
     server.files["/TOY_train_HR.zip"] = good
-    wrong = Archive(file="TOY_train_HR.zip", url=f"{server.url}/TOY_train_HR.zip", extract_to="TOY",
+    wrong = Archive(file="TOY_train_HR.zip", urls=(f"{server.url}/TOY_train_HR.zip",), extract_to="TOY",
                     provides=("TOY/TOY_valid_HR",), sha256=sha256(good))
     with pytest.raises(DownloadError, match=r"TOY_train_HR\.zip: the archive has no TOY_valid_HR/"):
         download_datasets(["toy"], root, table={"toy": (wrong,)}, **FAST)
@@ -188,3 +188,53 @@ def test_an_unknown_dataset_and_a_missing_file_are_named(tmp_path: Path, serve) 
         download_datasets(["div2kk"], tmp_path, table={"toy": (toy_zip(server.url, None),)}, **FAST)
     with pytest.raises(DownloadError, match=r"/TOY_train_HR\.zip: HTTP 404"):
         download_datasets(["toy"], tmp_path, table={"toy": (toy_zip(server.url, None),)}, **FAST)
+
+
+def test_sources_are_tried_in_turn_and_all_failing_is_one_error(tmp_path: Path, serve) -> None:
+    zipped = div2k_like_zip()
+    down = serve({})  # the first host answers 404 for everything (its copy is gone)
+    mirror = serve({"/TOY_train_HR.zip": zipped})
+    archive = Archive(file="TOY_train_HR.zip", urls=(f"{down.url}/TOY_train_HR.zip", f"{mirror.url}/TOY_train_HR.zip"),
+                      extract_to="TOY", provides=("TOY/TOY_train_HR",), sha256=sha256(zipped))
+    root = tmp_path / "data"
+    assert download_datasets(["toy"], root, table={"toy": (archive,)}, **FAST) == {"TOY_train_HR.zip": "installed"}
+    assert down.requests == [("/TOY_train_HR.zip", None)] and mirror.requests == [("/TOY_train_HR.zip", None)]
+    for name, data in IMAGES.items():
+        assert (root / "TOY" / "TOY_train_HR" / name).read_bytes() == data
+    marker = json.loads((root / "downloads" / "TOY_train_HR.zip.installed.json").read_text())
+    assert marker["url"] == f"{mirror.url}/TOY_train_HR.zip"
+
+    # every source fails (404; a wrong file; nobody listening): one message naming each, nothing written
+    bad = bytearray(zipped)
+    bad[100] ^= 0xFF
+    wrong = serve({"/TOY_train_HR.zip": bytes(bad)})
+    closed = serve({})
+    dead = f"{closed.url}/TOY_train_HR.zip"
+    closed.close()
+    archive = Archive(file="TOY_train_HR.zip", urls=(f"{down.url}/TOY_train_HR.zip", f"{wrong.url}/TOY_train_HR.zip", dead),
+                      extract_to="TOY", provides=("TOY/TOY_train_HR",), sha256=sha256(zipped))
+    fresh = tmp_path / "fresh"
+    with pytest.raises(DownloadError) as failed:
+        download_datasets(["toy"], fresh, table={"toy": (archive,)}, **FAST, retries=1)
+    message = str(failed.value)
+    assert message.startswith("TOY_train_HR.zip: all 3 sources failed: (1) ") and "\n" not in message
+    assert f"(1) {down.url}/TOY_train_HR.zip: HTTP 404" in message
+    assert f"(2) TOY_train_HR.zip from {wrong.url}/TOY_train_HR.zip: sha256 mismatch" in message
+    assert f"(3) {dead}: download failed after 2 attempts" in message
+    assert not fresh.exists() or list(fresh.rglob("*")) == []
+
+
+def test_renamed_folders_of_an_hr_only_archive(tmp_path: Path, serve) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in ("Urban100_HR/img_001.png", "Urban100_HR/img_002.png", "readme.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = len(name)
+            tar.addfile(info, io.BytesIO(name.encode()))
+    server = serve({"/u.tar.gz": buffer.getvalue()})
+    archive = Archive(file="u.tar.gz", urls=(f"{server.url}/u.tar.gz",), extract_to="benchmark",
+                      provides=("benchmark/Urban100/HR",), rename=(("Urban100_HR", "Urban100/HR"),))
+    root = tmp_path / "data"
+    download_datasets(["u"], root, table={"u": (archive,)}, **FAST)
+    assert sorted(str(p.relative_to(root)) for p in (root / "benchmark").rglob("*") if p.is_file()) == [
+        "benchmark/Urban100/HR/img_001.png", "benchmark/Urban100/HR/img_002.png"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from refdata import REPO
+from lit_sisr.data.demo import SPLITS
 from test_train import SHRINK, TINY_IMDN, cache, compose_train  # noqa: F401  (cache is a fixture)
 
 # tiny networks for a control-grid slice: `model.n_feats` / `model.n_blocks` exist in PAN and IMDN
@@ -133,7 +134,7 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
     assert samples["_type"] == "images/separated" and samples["count"] == 1, samples  # demo_val: 1 image
     assert samples["width"] == 3 * 128 + 2 * 4 and samples["height"] == 128
     table = json.loads((runs[0] / "files" / summary["test/results"]["path"]).read_text())
-    assert sorted(row[2] for row in table["data"]) == ["camera", "chelsea"]
+    assert sorted(row[2] for row in table["data"]) == sorted(SPLITS["test"])
     saved = run["config"]["config"]  # the resolved run config, plain data
     assert saved["model"]["name"] == "imdn" and saved["run_name"] == "imdn-bam-x2-seed123-demo"
 
@@ -155,7 +156,7 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
 def test_ddp_on_two_cpu_processes_counts_each_test_image_once(tmp_path: Path, cache: Path) -> None:
     from lit_sisr.training import build
 
-    # demo_test has 2 images, `three` 3: split over 2 ranks, a padding sampler would score one twice
+    # demo_test has 6 images, `three` 3: split over 2 ranks, a padding sampler would score one twice
     test_sets = (f"data.test=[{{name:demo_test,hr_dir:'{cache}/demo/test'}},"
                  f"{{name:three,hr_dir:'{cache}/demo/train',split:[0,3]}}]")
     val = ["data.val.name=two", f"data.val.hr_dir={cache}/demo/train", "+data.val.split=[3,5]"]  # 1 image per rank
@@ -164,8 +165,7 @@ def test_ddp_on_two_cpu_processes_counts_each_test_image_once(tmp_path: Path, ca
     out = tmp_path / "logs" / "train" / "runs" / "imdn-bam-x2-seed123-demo"
     rows = list(csv.DictReader((out / "test_results.csv").open()))
     assert [(r["set"], r["image"]) for r in rows] == [
-        ("demo_test", "camera"), ("demo_test", "chelsea"),
-        ("three", "astronaut"), ("three", "colorwheel"), ("three", "hubble_deep_field")]
+        *[("demo_test", name) for name in sorted(SPLITS["test"])], *[("three", name) for name in sorted(SPLITS["train"])[:3]]]
     ddp_metrics = json.loads((out / "done.json").read_text())["metrics"]
     (best,) = (out / "checkpoints").glob("best-*.ckpt")
 
@@ -215,7 +215,7 @@ def test_submitit_local_sweep_of_two_ddp_jobs(tmp_path: Path, cache: Path) -> No
         log = (out / "train.log").read_text()
         assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log
         rows = list(csv.DictReader((out / "test_results.csv").open()))
-        assert sorted(r["image"] for r in rows) == ["camera", "chelsea"]  # each test image once
+        assert sorted(r["image"] for r in rows) == sorted(SPLITS["test"])  # each test image once
         assert json.loads((out / "done.json").read_text())["metrics"]["test/demo_test/psnr"] > 0
 
 

@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from refdata import BENCHMARK, REPO, need
+from lit_sisr.data.demo import SPLITS
 from lit_sisr.training import ConfigError, check_launch, train
 
 # A tiny IMDN on small demo patches: the whole pipeline in seconds.
@@ -23,6 +24,9 @@ RUN = [
     "data.patch_size=16", "data.repeat=1", "data.batch_size=3",
     "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "trainer.accelerator=cpu", "~callbacks.progress_bar",
     "+trainer.enable_progress_bar=false",
+    # the demo's 2e-3 can make the tiny net's second validation worse than its first, and Lightning
+    # 2.6 then leaves last.ckpt at the first (it writes last only when a top-k checkpoint is saved)
+    "optimizer.lr=1e-3",
 ]
 SHRINK = TINY_IMDN + RUN
 
@@ -56,8 +60,8 @@ def test_train_test_and_resume(tmp_path: Path, cache: Path) -> None:
     saved = OmegaConf.load(out / "config.yaml")  # resolved: no interpolations left
     assert saved.model.name == "imdn" and saved.scale == 2 and saved.data.train.hr_dir.startswith(str(cache))
     rows = list(csv.DictReader((out / "test_results.csv").open()))
-    assert sorted(r["image"] for r in rows) == ["camera", "chelsea"]
-    mean = sum(float(r["psnr"]) for r in rows) / 2
+    assert sorted(r["image"] for r in rows) == sorted(SPLITS["test"])
+    mean = sum(float(r["psnr"]) for r in rows) / len(rows)
     assert mean == pytest.approx(metrics["test/demo_test/psnr"], abs=1e-4)  # per-image mean
 
     last = out / "checkpoints" / "last.ckpt"
@@ -70,7 +74,8 @@ def test_train_test_and_resume(tmp_path: Path, cache: Path) -> None:
     cfg = compose_train(tmp_path, SHRINK + ["trainer.max_epochs=3"])
     train(cfg)
     resumed = torch.load(last, map_location="cpu", weights_only=True)
-    assert resumed["epoch"] == 2 and resumed["global_step"] == steps * 3 // 2
+    # (written at the third validation, epoch 2, or, when that one is not the best, at the end of fit, epoch 3)
+    assert resumed["epoch"] in (2, 3) and resumed["global_step"] == steps * 3 // 2
 
 
 def test_bicubic_model_is_tested_without_training(tmp_path: Path, cache: Path) -> None:

@@ -34,6 +34,18 @@ def side_by_side(images: list[torch.Tensor], gap: int = 4) -> np.ndarray:
     return (strip * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+@torch.no_grad()
+def sample_crops(pl_module: pl.LightningModule, lr: torch.Tensor, hr: torch.Tensor,
+                 crop: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """For the first image of a batch: its bicubic | SR | HR centre crops (``crop`` HR pixels),
+    and the whole SR and bicubic images (1 x C x H x W, for their PSNR)."""
+    sr = pl_module(lr[:1])
+    bicubic = pl_module.bicubic(lr[:1])
+    h, w = sr.shape[-2:]
+    crops = [centre_crop(x[0], crop) for x in (bicubic, sr, hr[:1, :, :h, :w])]
+    return crops, sr, bicubic
+
+
 class ValidationSamples(pl.Callback):
     """Logs ``val/samples``: for each of the first ``num_images`` validation images, a strip of
     bicubic | SR | HR centre crops of ``crop`` HR pixels, captioned with the image name."""
@@ -55,10 +67,7 @@ class ValidationSamples(pl.Callback):
         if batch_idx >= self.num_images or trainer.sanity_checking or not self._wandb(trainer):
             return
         lr, hr, index = batch
-        sr = pl_module(lr[:1])
-        bicubic = pl_module.bicubic(lr[:1])
-        h, w = sr.shape[-2:]
-        crops = [centre_crop(x[0], self.crop) for x in (bicubic, sr, hr[..., :h, :w])]
+        crops, _, _ = sample_crops(pl_module, lr, hr, self.crop)
         self._strips.append(side_by_side(crops))
         datamodule = trainer.datamodule
         names = getattr(getattr(datamodule, "val_data", None), "names", None)

@@ -21,6 +21,7 @@ from lit_sisr.callbacks import Preempted
 from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
 from lit_sisr.outputs import RESULT_FIELDS, format_table, summarize, write_config, write_results
+from lit_sisr.run_pictures import picture_paths
 from lit_sisr.validation import ConfigError, check_run_config
 from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights
 
@@ -214,4 +215,6 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         atomic_write_text(output_dir / DONE_FILE, json.dumps(
             {"run_name": cfg.run_name, "target": _training_target(cfg), "metrics": metrics}, indent=1) + "\n")
         print(f"Outputs: {output_dir}")
+        for picture in picture_paths(trainer):
+            print(f"Picture: {picture}")
     return metrics

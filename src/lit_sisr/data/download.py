@@ -1,12 +1,26 @@
 """Fetch the training and benchmark data into the EDSR layout the configs read.
 
-``python -m lit_sisr.data.download div2k flickr2k benchmark [--root DIR]`` downloads each
-archive from its public host with a progress bar, resumes a partial download (HTTP ``Range``),
-verifies its checksums, and unpacks it into the data root:
+``python -m lit_sisr.data.download div2k flickr2k benchmark urban100 manga109 [--root DIR]``
+downloads each archive with a progress bar, resumes a partial download (HTTP ``Range``), verifies
+its checksums, and unpacks it into the data root. Each archive has an ordered list of sources
+(``Archive.urls``: the original host first, then mirrors) that must all serve the same bytes,
+checked against the same checksums: a source that fails (HTTP error, no connection after the
+retries, a checksum mismatch) is reported and the next one is tried; when every source fails the
+command ends in one ``error:`` line naming the archive and each source's failure, and nothing
+is extracted.
 
 - ``div2k``: ``<root>/DIV2K/DIV2K_train_HR`` (0001-0800) and ``<root>/DIV2K/DIV2K_valid_HR`` (0801-0900);
 - ``flickr2k``: ``<root>/Flickr2K/Flickr2K_HR`` (HR only: the project makes LR with its MATLAB bicubic);
-- ``benchmark``: ``<root>/benchmark/<Set>/HR`` and ``LR_bicubic/X<s>`` (Set5, Set14, B100, Urban100).
+- ``benchmark``: ``<root>/benchmark/<Set>/HR`` and ``LR_bicubic/X<s>`` (Set5, Set14, B100, Urban100);
+- ``urban100``: ``<root>/benchmark/Urban100/HR`` only (another host than ``benchmark``: the Hugging Face
+  copy of Urban100 by eugenesiow, ``data/Urban100_HR.tar.gz``, folder ``Urban100_HR/``);
+- ``manga109``: ``<root>/benchmark/Manga109/HR`` only (the Hugging Face copy goodfellowliu/Manga109,
+  ``Manga109.zip``; its ``GTmod12`` folder, BasicSR's HR images cropped to a multiple of 12, is taken as
+  HR). Manga109's own site hands the images out only through a request form.
+
+The HR-only sets get their LR images from ``python -m lit_sisr.data.make_lr <root>/benchmark/<Set>``
+(MATLAB-exact bicubic, the same as the EDSR files). Hugging Face files are also tried through the public
+mirror hf-mirror.com (same files, same checksums).
 
 The root is ``--root``, else ``LIT_SISR_DATA``, else ``./data`` (``paths.data_dir`` in
 conf/paths/default.yaml). Archives, partial downloads (``*.part``), checksum lock files
@@ -25,6 +39,13 @@ written on (it reaches package registries only):
   projects from the ETH server); md5 from torchSR.
 - ``benchmark.tar``: sha256 ``80c21c33...93e8``, 250,112,000 bytes (one project's records); md5 from
   torchSR (``torchsr/datasets/benchmarks.py``).
+- the second source of ``DIV2K_train_HR.zip`` is that Hugging Face copy (same sha256, by its LFS id);
+  ``DIV2K_valid_HR.zip`` is tried there too (expected identical, verified against the same pins).
+- ``Urban100_HR.tar.gz`` and ``Manga109.zip``: no archive checksum is published (deepinv pins an md5
+  of the extracted Urban100 folder, not of the archive): like Flickr2K, the first verified download
+  records the sha256 in the lock file. Neither host nor the folder layout inside ``Manga109.zip``
+  (``GTmod12/``, as in BasicSR's copies) could be checked from the machine this was written on; a
+  different layout stops with "the archive has no ..." and extracts nothing.
 - ``Flickr2K.tar``: md5 only (torchSR, ``torchsr/datasets/flickr2k.py``); its sha256 is not
   pinned: the first verified download records it in ``Flickr2K.tar.sha256`` and later downloads
   are checked against that lock file.
@@ -62,27 +83,36 @@ class DownloadError(RuntimeError):
 class Archive:
     """One archive: where it comes from, what it must hash to, where its contents go.
 
+    ``urls``: its sources, tried in this order; all must serve the same bytes (one set of checksums).
     ``extract_to``: folder under the data root the archive is unpacked into ("" = the root).
     ``provides``: folders under the data root it must create (non-empty); they also tell whether
     a dataset is already present. ``members``: path prefixes inside the archive to extract
-    (None = everything).
+    (None = everything). ``rename``: (folder in the archive, folder under ``extract_to``) pairs;
+    when given, only files under such a folder (at any depth) are extracted, moved to the new
+    folder (e.g. ``Urban100_HR`` -> ``benchmark/Urban100/HR``).
     """
 
     file: str
-    url: str
+    urls: tuple[str, ...]
     extract_to: str
     provides: tuple[str, ...]
     sha256: str | None = None
     md5: str | None = None
     size: int | None = None
     members: tuple[str, ...] | None = None
+    rename: tuple[tuple[str, str], ...] = ()
+
+
+def _hf(repo: str, path: str) -> tuple[str, ...]:
+    """A file of a Hugging Face dataset repository: its own URL, then the hf-mirror.com copy."""
+    return tuple(f"https://{host}/datasets/{repo}/resolve/main/{path}" for host in ("huggingface.co", "hf-mirror.com"))
 
 
 DATASETS: dict[str, tuple[Archive, ...]] = {
     "div2k": (
         Archive(
             file="DIV2K_train_HR.zip",
-            url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",
+            urls=("https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip", *_hf("goodfellowliu/DIV2K", "DIV2K_train_HR.zip")),
             extract_to="DIV2K",
             provides=("DIV2K/DIV2K_train_HR",),
             sha256="9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
@@ -91,7 +121,7 @@ DATASETS: dict[str, tuple[Archive, ...]] = {
         ),
         Archive(
             file="DIV2K_valid_HR.zip",
-            url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
+            urls=("https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip", *_hf("goodfellowliu/DIV2K", "DIV2K_valid_HR.zip")),
             extract_to="DIV2K",
             provides=("DIV2K/DIV2K_valid_HR",),
             sha256="20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
@@ -102,7 +132,7 @@ DATASETS: dict[str, tuple[Archive, ...]] = {
     "flickr2k": (
         Archive(
             file="Flickr2K.tar",
-            url="https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar",
+            urls=("https://cv.snu.ac.kr/research/EDSR/Flickr2K.tar",),
             extract_to="",
             provides=("Flickr2K/Flickr2K_HR",),
             sha256=None,  # not published anywhere we could find: recorded in the lock file
@@ -113,12 +143,32 @@ DATASETS: dict[str, tuple[Archive, ...]] = {
     "benchmark": (
         Archive(
             file="benchmark.tar",
-            url="https://cv.snu.ac.kr/research/EDSR/benchmark.tar",
+            urls=("https://cv.snu.ac.kr/research/EDSR/benchmark.tar",),
             extract_to="",
             provides=("benchmark/Set5/HR", "benchmark/Set14/HR", "benchmark/B100/HR"),
             sha256="80c21c333bbf6ceb5308b7243761f8284478274413a97b96f1d63e9045fd93e8",
             md5="4ace41d33c2384b97e6b320cd0afd6ba",
             size=250112000,
+        ),
+    ),
+    "urban100": (
+        Archive(
+            file="Urban100_HR.tar.gz",
+            urls=_hf("eugenesiow/Urban100", "data/Urban100_HR.tar.gz"),
+            extract_to="benchmark",
+            provides=("benchmark/Urban100/HR",),
+            rename=(("Urban100_HR", "Urban100/HR"),),
+            # no published archive checksum: recorded in the lock file
+        ),
+    ),
+    "manga109": (
+        Archive(
+            file="Manga109.zip",
+            urls=_hf("goodfellowliu/Manga109", "Manga109.zip"),
+            extract_to="benchmark",
+            provides=("benchmark/Manga109/HR",),
+            rename=(("GTmod12", "Manga109/HR"),),
+            # no published archive checksum: recorded in the lock file
         ),
     ),
 }
@@ -232,7 +282,7 @@ def _expected(archive: Archive, lock: Path) -> dict[str, tuple[str, str]]:
     return expected
 
 
-def verify(path: Path, archive: Archive, lock: Path) -> str:
+def verify(path: Path, archive: Archive, lock: Path, url: str) -> str:
     """Check ``path`` against the pinned hashes (or the lock file); returns its sha256. On a
     mismatch the file is removed and :class:`DownloadError` names it. Records the sha256 in the
     lock file (with a warning when nothing was pinned)."""
@@ -242,7 +292,7 @@ def verify(path: Path, archive: Archive, lock: Path) -> str:
         if actual[kind] != value.lower():
             path.unlink(missing_ok=True)
             raise DownloadError(
-                f"{archive.file} from {archive.url}: {kind} mismatch (got {actual[kind]}, expected {value}, {origin}); "
+                f"{archive.file} from {url}: {kind} mismatch (got {actual[kind]}, expected {value}, {origin}); "
                 "the file was removed and nothing was extracted"
             )
     if not (archive.sha256 or archive.md5) and not _read_lock(lock):
@@ -267,24 +317,42 @@ def _wanted(path: PurePosixPath, archive: Archive) -> bool:
     return archive.members is None or any(f"{path}/".startswith(prefix) for prefix in archive.members)
 
 
+def _target(path: PurePosixPath, archive: Archive) -> PurePosixPath | None:
+    """Where a member goes under the unpacking folder (None: not extracted)."""
+    if not _wanted(path, archive):
+        return None
+    if not archive.rename:
+        return path
+    for folder, new in archive.rename:
+        n = len(PurePosixPath(folder).parts)
+        for i in range(len(path.parts) - n):
+            if path.parts[i : i + n] == PurePosixPath(folder).parts:
+                return PurePosixPath(new, *path.parts[i + n :])
+    return None
+
+
 def _unpack(path: Path, archive: Archive, into: Path) -> None:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
-                member = _member_path(info.filename, archive)
-                if _wanted(member, archive) and not info.is_dir():
-                    target = into / member
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, target.open("wb") as dst:
+                target = _target(_member_path(info.filename, archive), archive)
+                if target is not None and not info.is_dir():
+                    out = into / target
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, out.open("wb") as dst:
                         shutil.copyfileobj(src, dst, CHUNK)
         return
     try:
         with tarfile.open(path) as tar:
             # Plain files only (no links or devices), each checked to stay inside ``into``.
-            members = [m for m in tar.getmembers()
-                       if m.isfile() and _wanted(_member_path(m.name, archive), archive)]
-            safety = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(into, members=members, **safety)
+            for member in tar:
+                target = _target(_member_path(member.name, archive), archive) if member.isfile() else None
+                if target is None:
+                    continue
+                out = into / target
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(member) as src, out.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
     except tarfile.TarError as err:
         raise DownloadError(f"{archive.file}: not a readable zip or tar archive ({err})") from None
 
@@ -324,6 +392,35 @@ def extract(path: Path, archive: Archive, root: Path) -> None:
 # Datasets
 
 
+def _download(archive: Archive, part: Path, lock: Path, *, progress: bool, retries: int, backoff: float,
+              timeout: float, downloads: Path | None) -> tuple[str, str]:
+    """Fetch and verify ``archive`` into ``part`` from its sources in turn; returns (url, sha256).
+
+    A source that fails is reported and the next one starts afresh. When all fail, the error names
+    each source's failure; the partial file is kept only when the last failure was a dropped
+    connection (a re-run resumes it), and ``downloads`` (the folder, when this call created it) is
+    removed if it is left empty."""
+    failures = []
+    for i, url in enumerate(archive.urls):
+        if i:
+            part.unlink(missing_ok=True)  # another host: start over rather than mix bytes
+        try:
+            fetch(url, part, progress=progress, retries=retries, backoff=backoff, timeout=timeout)
+            return url, verify(part, archive, lock, url)
+        except DownloadError as err:
+            failures.append(str(err))
+            if i + 1 < len(archive.urls):
+                _say(f"{archive.file}: {err}; trying the next source")
+    if part.is_file() and not part.stat().st_size:
+        part.unlink()
+    if downloads is not None and downloads.is_dir() and not any(downloads.iterdir()):
+        downloads.rmdir()
+    if len(failures) == 1:
+        raise DownloadError(failures[0])
+    listed = "; ".join(f"({i}) {f}" for i, f in enumerate(failures, 1))
+    raise DownloadError(f"{archive.file}: all {len(failures)} sources failed: {listed}")
+
+
 def _present(root: Path, archive: Archive) -> bool:
     return all((root / p).is_dir() and any((root / p).iterdir()) for p in archive.provides)
 
@@ -345,15 +442,16 @@ def install(archive: Archive, root: Path, *, keep_archive: bool = False, progres
             _say(f"{archive.file}: {', '.join(archive.provides)} already present under {root} (not downloaded "
                  "by this tool): left as is; remove it to download again")
             return "present"
+    created = not downloads.exists()
     downloads.mkdir(parents=True, exist_ok=True)
     final, part = downloads / archive.file, downloads / f"{archive.file}.part"
     if final.is_file():  # kept from an earlier run: verify it rather than downloading again
         os.replace(final, part)
-    fetch(archive.url, part, progress=progress, retries=retries, backoff=backoff, timeout=timeout)
-    sha256 = verify(part, archive, lock)
+    url, sha256 = _download(archive, part, lock, progress=progress, retries=retries, backoff=backoff,
+                            timeout=timeout, downloads=downloads if created else None)
     os.replace(part, final)
     extract(final, archive, root)
-    marker.write_text(json.dumps({"file": archive.file, "url": archive.url, "sha256": sha256,
+    marker.write_text(json.dumps({"file": archive.file, "url": url, "sha256": sha256,
                                   "provides": list(archive.provides)}, indent=1) + "\n")
     if not keep_archive:
         final.unlink()
