@@ -1,7 +1,8 @@
 """Training-data throughput: paired patches per second, device vs host placement.
 
 Variants, each at x2 and x4 with 64x64 LR patches, flips and rotations, batch 16, over B100
-(HR + the shared MATLAB-bicubic LR files; 100 pairs), in the EpochSampler order:
+(HR + the shared MATLAB-bicubic LR files; 100 pairs; without LR files, LR is made from HR by the
+MATLAB-exact bicubic and ``naive`` is skipped), in the EpochSampler order:
 
 - ``naive``: decodes the PNG pair on every sample, item by item (the baseline);
 - ``host``: ``data.placement=host``, what :class:`SRDataModule` uses then: the memory-mapped decoded
@@ -139,7 +140,11 @@ def main() -> None:
 def run(args: argparse.Namespace, root: Path, cache_dir: Path) -> list[tuple]:
     rows, device = [], torch.device(args.device)
     for scale in args.scales:
-        images = ImageSet(args.set, str(root / "HR"), str(root / "LR_bicubic" / f"X{scale}"))
+        lr_dir = root / "LR_bicubic" / f"X{scale}"
+        if not lr_dir.is_dir():  # HR only (e.g. the device check's data): LR by the MATLAB bicubic, no naive loader
+            print(f"- x{scale}: no {lr_dir}: LR made from HR by the MATLAB-exact bicubic; the naive loader is skipped")
+            lr_dir = None
+        images = ImageSet(args.set, str(root / "HR"), str(lr_dir) if lr_dir else None)
         start = time.perf_counter()
         levels = TrainPatches(images, scale, args.patch, repeat=args.repeat_set, cache_dir=cache_dir, dtype="uint8")
         built = time.perf_counter() - start
@@ -148,11 +153,11 @@ def run(args: argparse.Namespace, root: Path, cache_dir: Path) -> list[tuple]:
         sync(device)
         print(f"- x{scale}: decoded cache {cache_dir} opened in {built:.2f} s (builds unless present); "
               f"{placed.nbytes / 2**20:.0f} MiB copied to {device} in {time.perf_counter() - start:.2f} s")
-        pairs = NaivePairs(images, scale, args.patch, args.repeat_set)
+        pairs = NaivePairs(images, scale, args.patch, args.repeat_set) if lr_dir else None
         for workers in args.workers:
             runs = {"naive": lambda: naive(pairs, workers, args.batches, args.warmup, args.batch),
                     "host": lambda: host(levels, workers, args.batches, args.warmup, args.batch, device)}
-            runs = {k: v for k, v in runs.items() if k in args.variants}
+            runs = {k: v for k, v in runs.items() if k in args.variants and (k != "naive" or lr_dir)}
             if workers == args.workers[0] and "device" in args.variants:  # no workers: once per scale
                 runs["device"] = lambda: on_device(placed, args.warmup)
             results = interleaved(runs, args.repeats)
