@@ -69,7 +69,7 @@ def sampler_of(data: Dataset) -> EpochSampler:
     return EpochSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
 
 
-def naive(data: "NaivePairs", workers: int, batches: int, warmup: int, batch_size: int) -> float:
+def naive(data: NaivePairs, workers: int, batches: int, warmup: int, batch_size: int) -> float:
     loader = DataLoader(data, batch_size=batch_size, sampler=sampler_of(data), num_workers=workers,
                         prefetch_factor=2 if workers else None)
     return _timed(iter(loader), batches, warmup, batch_size, None)

@@ -61,21 +61,23 @@ def parts(rehearse: bool, data: Path, work: Path, steps: int) -> list[tuple[str,
             ("cuda", "CUDA-only tests (skipped without a GPU)",
              py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_cuda.py")], 120),
         ]
+    # Limits: 70 + 60 + 95 + 40 + 45 s here and 170 + 40 s for part e: 520 s, under 9 minutes with installs.
     return [
         ("a", "a. Training step: trainer vs bare loop",
-         py + [str(BENCH / "train_overhead.py"), "--models", "tiny", "imdn_x4", "edsr_x2", "--steps", "30",
-               "--warmup", "5", "--repeats", "3", "--device", "gpu"], 150),
+         py + [str(BENCH / "train_overhead.py"), "--models", "tiny", "imdn_x4", "edsr_x2", "--steps", "10",
+               "--warmup", "3", "--repeats", "3", "--device", "gpu"], 70),
         ("b", "b. BAM's cost: latency, peak memory, attention share",
-         py + [str(BENCH / "bam_cost.py"), "--models", "all", "--sizes", "160", "220", "--iters", "10",
-               "--repeats", "3", "--device", "cuda"], 120),
+         py + [str(BENCH / "bam_cost.py"), "--models", "all", "--sizes", "160", "220", "--iters", "5",
+               "--repeats", "3", "--device", "cuda"], 60),
         ("c", "c. Speed knobs vs eager fp32",
-         py + [str(BENCH / "gpu_knobs.py"), "--models", "imdn", "pan", "carn", "--device", "cuda", "--steps", "20",
-               "--repeats", "3"], 150),
+         py + [str(BENCH / "gpu_knobs.py"), "--models", "imdn", "pan", "--device", "cuda", "--steps", "20",
+               "--repeats", "3", "--knobs", "eager fp32", "bf16-mixed", "channels_last", "compile",
+               "cudnn benchmark"], 95),
         ("d", "d. Data path: device vs host placement",
          py + [str(BENCH / "data_path.py"), "--data", str(data), "--scales", "4", "--workers", "0", "4",
-               "--batches", "50", "--repeats", "3", "--device", "cuda", "--cache-dir", str(work / "cache-d")], 90),
+               "--batches", "50", "--repeats", "3", "--device", "cuda", "--cache-dir", str(work / "cache-d")], 40),
         ("cuda", "CUDA-only tests: lagged finite-loss check, no sync per training step",
-         py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_cuda.py")], 90),
+         py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_cuda.py")], 45),
     ]
 
 
@@ -96,14 +98,14 @@ def train_command(variant: str, seed: int, data: Path, logs: Path, steps: int, r
     sets = ["Set5"] if rehearse else ["Set5", "Set14", "B100"]
     # HR-only test sets: LR made from HR by the MATLAB-exact bicubic (the standard protocol's LR).
     tests = ",".join(f"{{name:{s},hr_dir:'{data / 'benchmark' / s / 'HR'}',lr_dir:null}}" for s in sets)
-    args = [f"model=imdn", f"attention={variant}", "scale=2", f"seed={seed}", "experiment=t91",
+    args = ["model=imdn", f"attention={variant}", "scale=2", f"seed={seed}", "experiment=t91",
             f"paths.log_dir={logs}", "task_name=device_check", f"data.test=[{tests}]", "trainer.max_epochs=-1",
             f"+trainer.max_steps={steps}", "logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
     if rehearse:
         return args + ["model.n_feats=16", "model.n_blocks=1", "data.patch_size=8", "data.batch_size=4",
                        "data.repeat=1", "data.train.split=[0,4]", "data.val.split=[86,87]", "data.placement=device",
                        "trainer.accelerator=cpu", "trainer.check_val_every_n_epoch=1", "+trainer.limit_val_batches=1"]
-    return args + ["trainer=gpu", "data.placement=device", "trainer.check_val_every_n_epoch=50"]
+    return args + ["trainer=gpu", "data.placement=device", "trainer.check_val_every_n_epoch=10"]
 
 
 def verdict(rehearse: bool, data: Path, work: Path, steps: int, env: dict, timeout: float) -> tuple[str, str]:
@@ -131,7 +133,7 @@ def verdict(rehearse: bool, data: Path, work: Path, steps: int, env: dict, timeo
     report = work / "report"
     done = subprocess.run([sys.executable, str(REPO / "report.py"), str(logs), "--out", str(report), "--no-figures",
                            "--no-complexity", "--bootstrap", "2000" if rehearse else "10000"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120 if rehearse else 40)
     text = (report / "report.md").read_text() if (report / "report.md").is_file() else done.stdout + done.stderr[-3000:]
     head = (f"- {len(procs)} runs (IMDN x2 {' / '.join(VARIANTS)}, seeds {', '.join(map(str, seeds))}), {steps} steps each, "
             f"trained concurrently in {trained:.0f} s\n")
@@ -151,8 +153,8 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("LIT_SISR_DATA", str(REPO / ".device" / "data")))
     parser.add_argument("--out", default=None, help="results file (default: device_check[_rehearsal].md under --work)")
     parser.add_argument("--work", default=None, help="scratch folder (runs, caches); default .device/work[-rehearsal]")
-    parser.add_argument("--train-steps", type=int, default=None, help="part e steps per run (GPU 3000, rehearsal 2)")
-    parser.add_argument("--train-timeout", type=float, default=None, help="part e seconds (GPU 300, rehearsal 150)")
+    parser.add_argument("--train-steps", type=int, default=None, help="part e steps per run (GPU 1500, rehearsal 2)")
+    parser.add_argument("--train-timeout", type=float, default=None, help="part e training seconds (GPU 170, rehearsal 150)")
     parser.add_argument("--parts", nargs="+", default=["a", "b", "c", "d", "cuda", "e"])
     args = parser.parse_args()
 
@@ -172,7 +174,7 @@ def main() -> None:
     work = Path(args.work or REPO / ".device" / f"work{suffix}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out or work / f"device_check{suffix}.md")
-    steps = args.train_steps or (2 if args.rehearse else 3000)
+    steps = args.train_steps or (2 if args.rehearse else 1500)
     env = {**os.environ, "LIT_SISR_DATA": str(data), "LIT_SISR_CACHE": str(work / "cache"), "WANDB_MODE": "disabled",
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
            "PYTHONUNBUFFERED": "1"}
@@ -191,7 +193,7 @@ def main() -> None:
         print(f"{key}: {status}", flush=True)
         failed += [key] if not status.startswith("ok") else []
     if "e" in args.parts:
-        status, text = verdict(args.rehearse, data, work, steps, env, args.train_timeout or (150 if args.rehearse else 300))
+        status, text = verdict(args.rehearse, data, work, steps, env, args.train_timeout or (150 if args.rehearse else 170))
         sections += ["## e. First verdict: IMDN x2 (CCA) vs IMDN-BAM x2, T91, same steps\n", f"- status: {status}\n",
                      text.replace("\n# ", "\n### ").replace("\n## ", "\n### "), ""]
         print(f"e: {status}", flush=True)

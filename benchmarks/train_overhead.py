@@ -192,7 +192,7 @@ def main() -> None:
             trainer += t
             fixed.append(f)
             ratios.append(sum(t) / sum(b))
-            means.append((sum(t) / len(t) - sum(b) / len(b)))
+            means.append(sum(t) / len(t) - sum(b) / len(b))
         shutil.rmtree(out, ignore_errors=True)
         rows.append((name, f"x{scale}", f"{args.batch} x {patch}px", f"{steps} x {args.repeats}",
                      f"{1000 * median(bare):.1f}", f"{1000 * median(trainer):.1f}",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -115,7 +115,7 @@ def augment(lr: torch.Tensor, hr: torch.Tensor, g: torch.Generator) -> tuple[tor
 # A decoded-cache entry: (source files, variant).
 _Entry = tuple[list[Path], str]
 # An item key: (index, epoch) (EpochSampler), or a bare index (epoch 0).
-Key = Union[int, tuple[int, int]]
+Key = int | tuple[int, int]
 
 
 def _key(item: Key) -> tuple[int, int]:
