@@ -12,14 +12,17 @@ separately), through
 Each step is clocked from its start to the next step's start (fetching, hooks, logging and
 progress bar included), leaving out the first ``--warmup`` steps; Lightning's start-up and
 teardown (including the warm-up steps) are reported apart. Each repeat runs both variants in
-turn, alternating which goes first; the overhead ratio is the median trainer step over the
-median bare step (medians resist the load spikes of a shared machine), and the per-repeat
-ratios of total timed time show the spread.
+turn, alternating which goes first. Reported: the overhead ratio (median trainer step over median
+bare step: medians resist the load spikes of a shared machine), the per-repeat ratios of total
+timed time (the spread), and Lightning's + the project's cost per step, trainer minus bare, both
+as a difference of medians and of means (the mean includes the periodic work: a log write every
+``log_every_n_steps``, a progress-bar redraw every ``refresh_rate`` steps).
 
 Networks: IMDN x4 as configured (the paper's) and EDSR x2 *baseline* (16 blocks x 64 features):
 the configured EDSR (32 x 256, 40 M parameters) takes minutes per step on a CPU. A smaller
 network gives a *stricter* ratio (Lightning's per-step cost is fixed), so the baseline bounds the
-large one. ``tiny`` (IMDN 16 features, 2 blocks, LR patch 16) shows the per-step cost in ms.
+large one. ``tiny`` (IMDN 16 features, 2 blocks, LR patch 16; 60 timed steps per ``--steps``)
+shows the per-step cost in ms.
 
     python benchmarks/train_overhead.py [--models tiny imdn_x4 edsr_x2] [--steps 1] [--warmup 1] [--repeats 3]
 
@@ -54,7 +57,7 @@ from common import add_threads_arg, footer, header, median, parse, table  # noqa
 REPO = Path(__file__).resolve().parents[1]
 # name -> (Hydra overrides, LR patch, steps multiplier)
 MODELS = {
-    "tiny": (["model=imdn", "scale=2", "model.n_feats=16", "model.n_blocks=2"], 16, 10),
+    "tiny": (["model=imdn", "scale=2", "model.n_feats=16", "model.n_blocks=2"], 16, 60),
     "imdn_x4": (["model=imdn", "attention=original", "scale=4"], 64, 1),
     "edsr_x2": (["model=edsr", "attention=original", "scale=2", "model.n_resblocks=16", "model.n_feats=64"], 64, 1),
 }
@@ -149,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=1, help="timed steps per repeat (x10 for tiny)")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per repeat (x60 for tiny)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed first steps")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto", help="trainer.accelerator (auto, cpu, gpu)")
@@ -176,7 +179,7 @@ def main() -> None:
 
         net = build(cfg)[1].net.to(device)
         init_state = copy.deepcopy(net.state_dict())
-        bare, trainer, fixed, ratios = [], [], [], []
+        bare, trainer, fixed, ratios, means = [], [], [], [], []
         for repeat in range(args.repeats):
             # alternate which variant goes first, so that a drift in load or memory state hits both
             if repeat % 2 == 0:
@@ -189,14 +192,19 @@ def main() -> None:
             trainer += t
             fixed.append(f)
             ratios.append(sum(t) / sum(b))
+            means.append(sum(t) / len(t) - sum(b) / len(b))
         shutil.rmtree(out, ignore_errors=True)
         rows.append((name, f"x{scale}", f"{args.batch} x {patch}px", f"{steps} x {args.repeats}",
                      f"{1000 * median(bare):.1f}", f"{1000 * median(trainer):.1f}",
                      f"{median(trainer) / median(bare):.3f}", f"{min(ratios):.3f}-{max(ratios):.3f}",
+                     f"{1000 * (median(trainer) - median(bare)):.2f}",
+                     f"{1000 * median(means):.2f} ({1000 * min(means):.2f} to {1000 * max(means):.2f})",
                      f"{median(fixed):.1f}"))
     print()
     print(table(["network", "scale", "batch", "timed steps x repeats", "bare ms/step (median)",
-                 "trainer ms/step (median)", "overhead ratio", "ratio per repeat", "trainer start+end s"], rows))
+                 "trainer ms/step (median)", "overhead ratio", "ratio per repeat",
+                 "trainer - bare ms/step (medians)", "trainer - bare ms/step (means; per repeat)",
+                 "trainer start+end s"], rows))
     print()
     footer()
 

@@ -1,12 +1,11 @@
 """The fast paths give the same numbers as the plain ones: the decoded-image cache, whole-batch
-patch loading, uint8 batches, the in-place BAM product, and each speed knob (CPU smoke).
+patch loading, uint8 batches (device placement: tests/test_placement.py), the in-place BAM product, and each speed knob (CPU smoke).
 
 No timing is asserted here: benchmarks/ prints the figures (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import sys
 from pathlib import Path
 
@@ -21,9 +20,8 @@ from torch.utils.data import DataLoader, default_collate
 from refdata import BENCHMARK, REPO, need
 from lit_sisr.attention import AttentionFactory
 from lit_sisr.data.cache import DecodedCache
-from lit_sisr.data.datasets import ImageSet, TrainPatches, collate_patches, five_crops
+from lit_sisr.data.datasets import ImageSet, TrainPatches, five_crops
 from lit_sisr.data.io import read_image
-from lit_sisr.data.samplers import EpochSampler
 from lit_sisr.module import LitSR
 from lit_sisr.protocols import standard_pair
 
@@ -114,15 +112,6 @@ def test_cache_detects_corrupted_pixels(hr_folder: Path, tmp_path: Path) -> None
     assert full.stats == {"built": 1, "reused": 0}
 
 
-def test_cached_dataset_pickles_without_its_pixels(hr_folder: Path, tmp_path: Path) -> None:
-    data = TrainPatches(ImageSet("t", str(hr_folder)), scale=2, patch_size=8, cache_dir=tmp_path / "cache")
-    blob = pickle.dumps(data)
-    assert len(blob) < 5000  # the memory maps are re-opened, not copied (spawned workers)
-    copy = pickle.loads(blob)
-    for a, b in zip(items(data, KEYS), items(copy, KEYS)):
-        assert torch.equal(a[1], b[1])
-
-
 # -- whole batches and uint8 batches ----------------------------------------------------------------
 @pytest.mark.parametrize("five_crop", [False, True])
 def test_whole_batch_equals_item_by_item(hr_folder: Path, tmp_path: Path, five_crop: bool) -> None:
@@ -131,36 +120,11 @@ def test_whole_batch_equals_item_by_item(hr_folder: Path, tmp_path: Path, five_c
     levels = TrainPatches(images, scale=3, patch_size=6, five_crop=five_crop, seed=7, dtype="uint8")
     keys = [(i % len(data), e) for i, e in zip(range(16), [0, 3] * 8)]
     expected = default_collate(items(data, keys))
-    batched = collate_patches(data.__getitems__(keys))
+    batched = data[keys]  # what the training DataLoader asks for (batch_size=None, a batch sampler)
     assert all(torch.equal(a, b) for a, b in zip(expected, batched))
-    assert all(torch.equal(a, b) for a, b in zip(expected, default_collate(data.__getitems__(keys))))
-    lr8, hr8 = collate_patches(levels.__getitems__(keys))
+    lr8, hr8 = levels[keys]
     assert lr8.dtype == torch.uint8 and torch.equal(lr8.float() / 255, expected[0])
     assert torch.equal(hr8.float() / 255, expected[1])
-
-
-@pytest.mark.parametrize("bits", [(h, v, r) for h in (0, 1) for v in (0, 1) for r in (0, 1)])
-def test_opencv_dihedral_copy_equals_augment(bits: tuple[int, int, int]) -> None:
-    from lit_sisr.data.datasets import _dihedral_into, augment
-
-    # a generator seed whose three draws are these flip/rotation bits, so augment() applies them
-    seed = next(k for k in range(1000) if torch.randint(0, 2, (3,), generator=torch.Generator().manual_seed(k)).tolist() == list(bits))
-    image = torch.randint(0, 256, (3, 30, 41), dtype=torch.uint8)
-    lr, hr = image[:, 3:13, 5:15], image[:, 2:22, 1:21]  # strided views, as cut from a stored image
-    want = augment(lr, hr, torch.Generator().manual_seed(seed))
-    for src, expected in zip((lr, hr), want):
-        out = np.empty(tuple(expected.shape), np.uint8)
-        _dihedral_into(out, src.numpy(), *bits)
-        assert torch.equal(torch.from_numpy(out), expected)
-
-
-def test_worker_batches_match_the_main_process(hr_folder: Path, tmp_path: Path) -> None:
-    data = TrainPatches(ImageSet("t", str(hr_folder)), scale=2, patch_size=8, repeat=4, cache_dir=tmp_path / "c",
-                        dtype="uint8")
-    sampler = EpochSampler(data, num_replicas=1, rank=0, shuffle=True, seed=1, drop_last=True)
-    main = list(DataLoader(data, batch_size=4, sampler=sampler, collate_fn=collate_patches))
-    worker = list(DataLoader(data, batch_size=4, sampler=sampler, collate_fn=collate_patches, num_workers=1))
-    assert len(main) == 3 and all(torch.equal(a, b) for m, w in zip(main, worker) for a, b in zip(m, w))
 
 
 def test_bad_dtype_and_cache_options_are_named(hr_folder: Path) -> None:
@@ -258,7 +222,7 @@ def test_train_config_exposes_the_knobs() -> None:
     assert cfg.channels_last is False and cfg.compile is False
     for name in ("demo", "div2k", "t91"):
         data = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")
-        assert data.cache is True and data.train_dtype == "uint8"
+        assert data.cache is True and data.train_dtype == "uint8" and data.placement == "auto"
 
 
 # -- a benchmark script end to end, with tiny arguments ---------------------------------------------
@@ -272,8 +236,9 @@ def test_data_path_benchmark_prints_a_table(tmp_path: Path, capsys, monkeypatch)
     monkeypatch.setattr(sys, "argv", ["data_path.py", "--data", str(BENCHMARK.parent), "--set", "Set5", "--scales", "4",
                                       "--workers", "0", "--batches", "1", "--warmup", "0", "--repeats", "1",
                                       "--batch", "2", "--patch", "16", "--cache-dir", str(tmp_path),
-                                      "--variants", "naive", "mmap+batch+u8"])
+                                      "--device", "cpu"])
     data_path.main()
     out = capsys.readouterr().out
-    assert "| x4 | 0 | naive |" in out and "| x4 | 0 | mmap+batch+u8 |" in out and "load average" in out
+    assert "| x4 | 0 | naive |" in out and "| x4 | 0 | host |" in out and "| x4 | - | device |" in out
+    assert "load average" in out
 

@@ -1,5 +1,6 @@
 """Exact resume: a run killed mid-epoch (SIGKILL, or SIGTERM with its checkpoint) and re-run ends
-bit-identical to an uninterrupted run, with EMA, an epoch LR schedule and 0 or 2 DataLoader workers."""
+bit-identical to an uninterrupted run, with EMA, an epoch LR schedule, 0 or 2 DataLoader workers or
+the training images on the device (data.placement=device, here the CPU)."""
 from __future__ import annotations
 
 import hashlib
@@ -111,7 +112,7 @@ def straight(tmp_path_factory) -> tuple[dict[str, Any], list[tuple[int, str]]]:
     try:
         from lit_sisr.training import train
 
-        train(compose_train(tmp, RESUME + [probe(tmp / "probe.txt")]))
+        train(compose_train(tmp, RESUME + HOST + [probe(tmp / "probe.txt")]))
     finally:
         mp.undo()
     record = steps(tmp / "probe.txt")
@@ -119,19 +120,24 @@ def straight(tmp_path_factory) -> tuple[dict[str, Any], list[tuple[int, str]]]:
     return training_state(tmp / "run" / "checkpoints" / "last.ckpt"), record
 
 
-# (DataLoader workers, signal, the step before which the test signals the subprocess, the step
-# of the checkpoint it leaves: SIGKILL -> the last periodic one (every 4 steps; epochs end at 6, 12),
-# SIGTERM -> one saved after the step in progress)
-CASES = [(0, signal.SIGKILL, 5, 4), (2, signal.SIGKILL, 10, 8), (2, signal.SIGTERM, 8, 9)]
+# (data options, signal, the step before which the test signals the subprocess, the step of the
+# checkpoint it leaves: SIGKILL -> the last periodic one (every 4 steps; epochs end at 6, 12),
+# SIGTERM -> one saved after the step in progress). The uninterrupted run uses the host path with
+# no workers; "device" cuts the batches on the training device (here the CPU) instead, so that
+# case also checks that both placements train the same bits.
+HOST = ["data.placement=host"]
+CASES = [(HOST + ["data.num_workers=0"], signal.SIGKILL, 5, 4), (HOST + ["data.num_workers=2"], signal.SIGKILL, 10, 8),
+         (HOST + ["data.num_workers=2"], signal.SIGTERM, 8, 9), (["data.placement=device"], signal.SIGKILL, 10, 8)]
 
 
-@pytest.mark.parametrize(("workers", "signum", "at", "saved"), CASES, ids=["w0-kill-epoch0", "w2-kill-epoch1", "w2-term"])
-def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cache: Path, straight, workers: int,
+@pytest.mark.parametrize(("data", "signum", "at", "saved"), CASES,
+                         ids=["w0-kill-epoch0", "w2-kill-epoch1", "w2-term", "device-kill-epoch1"])
+def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cache: Path, straight, data: list[str],
                                                              signum: signal.Signals, at: int, saved: int) -> None:
     from lit_sisr.training import train
 
     final, batches = straight
-    args = RESUME + [f"data.num_workers={workers}", f"hydra.run.dir={tmp_path / 'run'}"]
+    args = RESUME + data + [f"hydra.run.dir={tmp_path / 'run'}"]
     record = tmp_path / "probe.txt"
     proc, log = start_train(args + [probe(record, pause_at=at)], tmp_path, {"LIT_SISR_CACHE": str(cache)})
     wait_for(record.with_suffix(".paused"), proc, log)

@@ -1,6 +1,8 @@
-"""Training-safety callbacks: stop on a non-finite loss, checkpoint and stop (or requeue) on a signal.
+"""Training-safety callbacks: stop on a non-finite loss, checkpoint and stop (or requeue) on a signal;
+and a progress bar that reads the training loss only when it redraws.
 
-Both are enabled in ``conf/callbacks/default.yaml``; docs/reliability.md describes the behaviour.
+All are enabled in ``conf/callbacks/default.yaml``; docs/reliability.md describes the safety
+callbacks, docs/benchmarks.md (section 1) what runs per training step.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint, TQDMProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,26 @@ def _last_good_checkpoint(trainer: pl.Trainer, fallback: str | None) -> str | No
             paths.add(cb.path)
     existing = [p for p in paths if p and Path(p).is_file()]
     return max(existing, key=lambda p: Path(p).stat().st_mtime_ns) if existing else None
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's TQDM bar, also showing ``show`` (logged training values, e.g. ``train/loss``) that
+    are not logged with ``prog_bar=True``: Lightning converts prog_bar values to Python numbers
+    after every step (a host-device sync per step on a GPU); this bar reads them from
+    ``trainer.callback_metrics`` only when it redraws (every ``refresh_rate`` steps)."""
+
+    def __init__(self, refresh_rate: int = 1, show: tuple[str, ...] = ("train/loss",), **kwargs: Any) -> None:
+        super().__init__(refresh_rate=refresh_rate, **kwargs)
+        self.show = tuple(show)
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        logged = trainer.callback_metrics
+        for key in self.show:
+            value = logged.get(key)
+            if value is not None:
+                metrics[key] = f"{float(value):.4g}"  # the one host read, at redraw time
+        return metrics
 
 
 class _HostFlag:

@@ -94,7 +94,10 @@ class LitSR(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         lr, hr = batch
         loss = F.l1_loss(self.net(lr), hr)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=lr.shape[0])
+        # Not prog_bar=True: Lightning 2.6.6 turns every prog_bar value into a Python number after
+        # each step (_LoggerConnector.on_batch_end), a host-device sync per step. The progress bar
+        # (lit_sisr.callbacks.ProgressBar) reads the loss only when it redraws (docs/benchmarks.md).
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=lr.shape[0])
         return loss
 
     def configure_optimizers(self) -> Any:

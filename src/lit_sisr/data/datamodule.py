@@ -1,23 +1,20 @@
 """The Lightning DataModule: training patches, one validation set, any number of test sets."""
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+import torch
 from torch.utils.data import DataLoader
 
-from lit_sisr.data.batch_slots import BatchSlots
-from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches, collate_patches
-from lit_sisr.data.samplers import EpochSampler, ResumableLoader, training_position
+from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches
+from lit_sisr.data.placement import DevicePatches, choose_placement
+from lit_sisr.data.samplers import EpochBatchSampler, EpochSampler, ResumableLoader, training_position
 
-
-# Batches each worker prepares ahead (DataLoader prefetch_factor), and batches the training loop
-# may still hold while the workers fill more (the current step's, Lightning's one-batch lookahead,
-# one being released): together, the number of batch slots that keeps every batch on the fast path.
-_PREFETCH = 2
-_HELD_BY_CONSUMER = 3
+log = logging.getLogger(__name__)
 
 
 def _image_set(spec: ImageSet | dict) -> ImageSet:
@@ -52,6 +49,8 @@ class SRDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         train_dtype: str = "float32",
         protocol: str = "standard",
+        placement: str = "host",
+        device_memory_share: float = 0.5,
     ) -> None:
         super().__init__()
         self.name, self.scale = name, scale
@@ -66,6 +65,12 @@ class SRDataModule(pl.LightningDataModule):
             raise ValueError("data.cache=true needs data.cache_dir (a folder for the decoded images)")
         self.cache_dir = cache_dir if cache else None
         self.train_dtype = train_dtype
+        # Where the decoded training images live while training (data/placement.py): "device"
+        # (cut there, no workers), "host" (DataLoader) or "auto" (device when CUDA and they fit in
+        # device_memory_share of its memory). Checked here, decided in train_dataloader.
+        choose_placement(placement, torch.device("cpu"), 0, device_memory_share)
+        self.placement, self.device_memory_share = placement, device_memory_share
+        self.placed: str | None = None  # what train_dataloader chose
         # How validation and test pairs are made (lit_sisr.protocols); training patches always
         # use the standard MATLAB-bicubic degradation.
         self.protocol = protocol
@@ -92,33 +97,35 @@ class SRDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
-    def _loader(self, data: TrainPatches, sampler, batch_size: int) -> DataLoader:
-        # Whole batches from TrainPatches.__getitems__, as built; with workers they are cut into
-        # reusable shared-memory slots (batch_slots.py), not a fresh segment per tensor.
-        data.batch_slots = None
-        if self.num_workers > 0:
-            data.batch_slots = BatchSlots(self.num_workers * _PREFETCH + _HELD_BY_CONSUMER,
-                                          data.batch_nbytes(batch_size))
-        # ResumableLoader: a plain DataLoader that Lightning accepts as resumable mid-epoch (samplers.py)
-        return ResumableLoader(
-            data,
-            batch_size=batch_size,
-            sampler=sampler,
-            collate_fn=collate_patches,
-            num_workers=self.num_workers,
-            prefetch_factor=_PREFETCH if self.num_workers > 0 else None,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=False,
-        )
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DevicePatches:
         replicas, rank = self._world()
         # Under a trainer the sampler reads the epoch and the batches already trained from the fit
         # loop: exact mid-epoch resume with any num_workers (samplers.training_position).
         position = partial(training_position, self.trainer) if self.trainer is not None else None
         sampler = EpochSampler(self.train_data, num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed,
                                drop_last=True, batch_size=self.batch_size, position=position)
-        return self._loader(self.train_data, sampler, self.batch_size)
+        device = self._device()
+        self.placed = choose_placement(self.placement, device, self.train_data.nbytes, self.device_memory_share)
+        if self.placed == "device":
+            if self.num_workers:
+                log.info("data.placement=device: batches are cut on %s; data.num_workers=%d is not used",
+                         device, self.num_workers)
+            return DevicePatches(self.train_data, sampler, self.batch_size, device)
+        # Whole batches: the loader asks the dataset for each batch's keys at once (batch_size=None
+        # turns torch's collation off) and sends it with torch's own worker transport.
+        # ResumableLoader: a plain DataLoader that Lightning accepts as resumable mid-epoch.
+        workers = self.num_workers
+        return ResumableLoader(
+            self.train_data,
+            batch_size=None,
+            sampler=EpochBatchSampler(sampler, self.batch_size),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=False,
+        )
 
     def _eval_loader(self, data: PairedImages) -> DataLoader:
         replicas, rank = self._world()

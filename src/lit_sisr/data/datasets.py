@@ -2,8 +2,9 @@
 
 Training images are decoded once: into process memory, or (``cache_dir``) into memory-mapped
 ``.npy`` files that are checked against their sources, reused by later runs and shared page by
-page with every DataLoader worker (:mod:`lit_sisr.data.cache`). Whole training batches are cut
-straight from the stored images (:meth:`TrainPatches.__getitems__`), optionally as uint8 levels.
+page with every forked DataLoader worker (:mod:`lit_sisr.data.cache`). Whole training batches are
+cut straight from the stored images, optionally as uint8 levels, on the host or, copied once to the
+training device, there (:mod:`lit_sisr.data.placement`).
 LR images are read from an LR folder in the EDSR naming (``<stem>x<s>.png``) or made with the
 MATLAB-exact bicubic (:mod:`lit_sisr.resize`) from the top-left modcrop of HR.
 
@@ -18,12 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
-import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate, get_worker_info
+from torch.utils.data import Dataset
 
-from lit_sisr.data.batch_slots import BatchSlots, SlotBatch
 from lit_sisr.data.cache import DecodedCache
 from lit_sisr.data.io import ImageError, list_images, read_image, to_float
 from lit_sisr.protocols import get_protocol, standard_pair
@@ -98,26 +96,30 @@ def five_crops(img: torch.Tensor) -> list[torch.Tensor]:
     return [img[:, y : y + ch, x : x + cw].contiguous() for y, x in corners]
 
 
-def augment(lr: torch.Tensor, hr: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random h-flip, v-flip and 90-degree rotation (each p = 0.5), the same for LR and HR.
-    Exact dihedral ops (flip/rot90), not interpolating warps."""
-    hflip, vflip, rot = torch.randint(0, 2, (3,), generator=g).tolist()
+def dihedral(t: torch.Tensor, hflip: int, vflip: int, rot: int) -> torch.Tensor:
+    """Horizontal flip, then vertical flip, then ``rot90(1, (-2, -1))``, each when its flag is
+    set: one of the 8 exact dihedral transforms (not an interpolating warp)."""
     if hflip:
-        lr, hr = lr.flip(-1), hr.flip(-1)
+        t = t.flip(-1)
     if vflip:
-        lr, hr = lr.flip(-2), hr.flip(-2)
-    if rot:
-        lr, hr = lr.rot90(1, (-2, -1)), hr.rot90(1, (-2, -1))
-    return lr, hr
+        t = t.flip(-2)
+    return t.rot90(1, (-2, -1)) if rot else t
+
+
+def augment(lr: torch.Tensor, hr: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random h-flip, v-flip and 90-degree rotation (each p = 0.5), the same for LR and HR."""
+    flips = torch.randint(0, 2, (3,), generator=g).tolist()
+    return dihedral(lr, *flips), dihedral(hr, *flips)
 
 
 # A decoded-cache entry: (source files, variant).
 _Entry = tuple[list[Path], str]
+# An item key: (index, epoch) (EpochSampler), or a bare index (epoch 0).
+Key = int | tuple[int, int]
 
 
-def _paired(lrs: list[torch.Tensor], hrs: list[torch.Tensor], scale: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(LR, HR) with HR cropped top-left to LR size x scale, as a view (no copy)."""
-    return [(lr, hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale]) for lr, hr in zip(lrs, hrs)]
+def _key(item: Key) -> tuple[int, int]:
+    return item if isinstance(item, tuple) else (item, 0)
 
 
 class TrainPatches(Dataset):
@@ -125,8 +127,14 @@ class TrainPatches(Dataset):
 
     ``repeat`` multiplies the epoch length (a small set seen several times per epoch). Items are
     addressed as ``(index, epoch)`` (see :class:`lit_sisr.data.samplers.EpochSampler`) and their
-    randomness comes from a generator seeded with (seed, epoch, index), so an item is a pure
-    function of those numbers: reproducible with any number of workers and after a resume.
+    randomness comes from a generator seeded with (seed, epoch, index) (:meth:`draws`), so an item
+    is a pure function of those numbers: reproducible with any number of workers, after a resume,
+    and wherever the images are stored (:mod:`lit_sisr.data.placement` cuts the same patches on
+    the training device).
+
+    ``dataset[key]`` is one item; ``dataset[[key, ...]]`` a whole batch, as a DataLoader with
+    ``batch_size=None`` over a batch sampler asks for it (torch's "automatic batching disabled"
+    mode: one copy per patch, no collation).
 
     ``dtype``: ``"float32"`` items are levels / 255 (:func:`to_float`); ``"uint8"`` items are the
     levels themselves, a quarter of the bytes to move between processes and to the device (the
@@ -134,7 +142,7 @@ class TrainPatches(Dataset):
 
     ``cache_dir``: keep the decoded pairs as memory-mapped ``.npy`` files there
     (:class:`lit_sisr.data.cache.DecodedCache`: built once, verified against the sources, reused
-    by later runs, pages shared by all DataLoader workers). None keeps them in process memory.
+    by later runs, pages shared by forked DataLoader workers). None keeps them in process memory.
     """
 
     def __init__(
@@ -152,28 +160,28 @@ class TrainPatches(Dataset):
         if dtype not in _DTYPES:
             raise ValueError(f"TrainPatches dtype={dtype!r}: expected 'float32' (levels / 255) or 'uint8' (levels)")
         self.dtype = dtype
-        # Shared slots that batches made in a DataLoader worker are written into (set by
-        # SRDataModule with workers; needs collate_patches). None: plain tensors.
-        self.batch_slots: BatchSlots | None = None
         self.scale, self.patch_size, self.augment, self.repeat, self.seed = scale, patch_size, augment, repeat, seed
         if five_crop and images.lr_dir is not None:
             raise ValueError(f"five_crop needs LR made from HR (lr_dir=null), got lr_dir={images.lr_dir}")
         self.cache = DecodedCache(cache_dir) if cache_dir is not None else None
+        # Per pair: the stored (LR, HR) arrays, and (LR, HR) with HR cropped top-left to LR size x
+        # scale (a view of the stored HR).
+        self.arrays: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.sources: list[Path] = []
-        # The (HR, LR) cache entries of each source image, to re-open the memory maps after pickling.
-        self._entries: list[tuple[_Entry, _Entry]] = []
+        self._entries: list[tuple[_Entry, _Entry]] = []  # each source image's (HR, LR) cache entries
         for path in images.files():
             hr_entry, lr_entry = self._entry(path, images.lr_dir, five_crop)
             hrs = self._decoded(hr_entry, lambda: five_crops(read_image(path)) if five_crop else [read_image(path)])
             lrs = self._decoded(lr_entry, lambda: self._make_lr(path, images.lr_dir, hrs))
             self._entries.append((hr_entry, lr_entry))
-            for lr, hr in _paired(lrs, hrs, scale):
+            for lr, hr in zip(lrs, hrs):
                 if min(lr.shape[-2:]) < patch_size:
                     raise ImageError(
                         f"{path}: LR size {tuple(lr.shape[-2:])} is smaller than the training patch {patch_size}"
                     )
-                self.pairs.append((lr, hr))
+                self.arrays.append((lr, hr))
+                self.pairs.append((lr, hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale]))
                 self.sources.append(path)
 
     def _entry(self, path: Path, lr_dir: str | None, five_crop: bool) -> tuple[_Entry, _Entry]:
@@ -200,140 +208,64 @@ class TrainPatches(Dataset):
             return [_read_lr(lr_dir, path, hrs[0], self.scale)]
         return [standard_pair(None, hr, self.scale)[0] for hr in hrs]
 
-    def __getstate__(self) -> dict:
-        # Memory-mapped pairs are re-opened, not pickled (spawned workers would copy the data).
-        state = self.__dict__.copy()
-        if self.cache is not None:
-            state["pairs"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        if self.pairs is None:
-            self.pairs = []
-            for hr_entry, lr_entry in self._entries:
-                hrs, lrs = ([torch.from_numpy(a) for a in self.cache.get(*e, _refuse_rebuild)] for e in (hr_entry, lr_entry))
-                self.pairs.extend(_paired(lrs, hrs, self.scale))
-
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat
 
-    def _window(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
-        """Item (index, epoch)'s LR and HR patches as views of the stored pair, and the generator
-        (seeded from seed, epoch, index) that goes on to draw the augmentation."""
-        lr, hr = self.pairs[index % len(self.pairs)]
-        # hash() of a tuple of ints is stable across processes (no PYTHONHASHSEED salt).
-        g = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored (decoded) LR and HR arrays."""
+        return sum(lr.numel() + hr.numel() for lr, hr in self.arrays)
+
+    def draws(self, items: Sequence[Key]) -> torch.Tensor:
+        """Each item's random choices, one int64 row per item: (pair, y, x, hflip, vflip, rot),
+        y and x the LR patch's top-left corner. Drawn from a generator seeded with (seed, epoch,
+        index): first y, then x, then the three flip bits (all 0 without ``augment``)."""
+        rows, p = [], self.patch_size
+        g = torch.Generator()
+        for item in items:
+            index, epoch = _key(item)
+            pair = index % len(self.pairs)
+            lr = self.pairs[pair][0]
+            # hash() of a tuple of ints is stable across processes (no PYTHONHASHSEED salt).
+            g.manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+            y = int(torch.randint(0, lr.shape[-2] - p + 1, (1,), generator=g))
+            x = int(torch.randint(0, lr.shape[-1] - p + 1, (1,), generator=g))
+            flips = torch.randint(0, 2, (3,), generator=g).tolist() if self.augment else [0, 0, 0]
+            rows.append([pair, y, x, *flips])
+        return torch.tensor(rows, dtype=torch.int64).view(len(rows), 6)
+
+    def _patches(self, draw: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (LR, HR) patch of one row of :meth:`draws`, flipped and rotated (views where possible)."""
+        pair, y, x, *flips = draw
+        lr, hr = self.pairs[pair]
         p, s = self.patch_size, self.scale
-        y = int(torch.randint(0, lr.shape[-2] - p + 1, (1,), generator=g))
-        x = int(torch.randint(0, lr.shape[-1] - p + 1, (1,), generator=g))
-        return lr[:, y : y + p, x : x + p], hr[:, y * s : (y + p) * s, x * s : (x + p) * s], g
+        return (dihedral(lr[:, y : y + p, x : x + p], *flips),
+                dihedral(hr[:, y * s : (y + p) * s, x * s : (x + p) * s], *flips))
 
-    def _crop(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The uint8 (LR, HR) patch of item (index, epoch)."""
-        lr_patch, hr_patch, g = self._window(index, epoch)
-        if self.augment:
-            lr_patch, hr_patch = augment(lr_patch, hr_patch, g)
-        return lr_patch, hr_patch
+    def levels_as_dtype(self, levels: torch.Tensor) -> torch.Tensor:
+        """uint8 levels as this dataset's dtype: as they are, or levels / 255 in float32."""
+        return levels if self.dtype == "uint8" else levels.float().div_(255)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, epoch = item if isinstance(item, tuple) else (item, 0)
-        lr_patch, hr_patch = self._crop(index, epoch)
-        if self.dtype == "uint8":
-            return lr_patch.contiguous(), hr_patch.contiguous()
-        return to_float(lr_patch), to_float(hr_patch)
+    def __getitem__(self, item: Key | list[Key]) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(item, list):
+            return self._batch(item)
+        lr, hr = self._patches(self.draws([item])[0].tolist())
+        return self.levels_as_dtype(lr.contiguous()), self.levels_as_dtype(hr.contiguous())
 
-    def __getitems__(self, items: Sequence[int | tuple[int, int]]) -> "PatchList":
-        """A whole batch at once (the DataLoader calls this with a batch of indices).
-
-        The same pixels as ``[self[i] for i in items]``, with one copy per patch (the crop, flips
-        and rotation are strided views of the stored image) into a uint8 batch, and one float
-        conversion per batch. The items are views of the batch: :func:`collate_patches` hands the
-        batch on as it is, and the default collate still works (it stacks a copy) when
-        ``batch_slots`` is None. With ``batch_slots`` set, a worker writes the batch straight
-        into a free shared slot (:mod:`lit_sisr.data.batch_slots`) and ``collate_patches`` sends
-        that slot; this needs ``collate_patches``, since any other collate would leave the slot
-        taken.
-        """
+    def _batch(self, items: list[Key]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The items as one (LR, HR) batch: one copy per patch from a strided view of the stored
+        image into the batch, one float conversion per batch."""
         p, s, n = self.patch_size, self.scale, len(items)
-        dtype = _DTYPES[self.dtype]
-        specs = [((n, 3, p, p), dtype), ((n, 3, p * s, p * s), dtype)]
-        # In a worker, write straight into a shared batch slot when one is free: no batch to
-        # allocate (faulting in fresh pages cost more than cutting the patches) and no copy on
-        # the way out; collate_patches then sends the slot.
-        reserved = None
-        if self.batch_slots is not None and get_worker_info() is not None:
-            reserved = self.batch_slots.reserve(specs)
-        if reserved is None:
-            reserved = [torch.empty(shape, dtype=dtype) for shape, _ in specs], None
-        out, sent = reserved
-        levels = out if dtype == torch.uint8 else [torch.empty(shape, dtype=torch.uint8) for shape, _ in specs]
-        lr_out, hr_out = (t.numpy() for t in levels)
-        for i, item in enumerate(items):
-            index, epoch = item if isinstance(item, tuple) else (item, 0)
-            self._crop_into(index, epoch, lr_out[i], hr_out[i])
-        if dtype != torch.uint8:  # float batches: exact levels in float32, then / 255 (as to_float)
-            for target, level in zip(out, levels):
-                target.copy_(level).div_(255)
-        return PatchList(zip(*out), batch=out, sent=sent)
-
-    def batch_nbytes(self, batch_size: int) -> int:
-        """Bytes of one (LR, HR) batch as :meth:`__getitems__` makes it."""
-        p, s = self.patch_size, self.scale
-        return batch_size * 3 * (p * p + (p * s) ** 2) * _DTYPES[self.dtype].itemsize
-
-    def _crop_into(self, index: int, epoch: int, lr_out: np.ndarray, hr_out: np.ndarray) -> None:
-        """:meth:`_crop` written into ``lr_out`` and ``hr_out``: the same random draws, flips and
-        rotation, copied once from the stored image (a strided view of it)."""
-        lr_patch, hr_patch, g = self._window(index, epoch)
-        flips = torch.randint(0, 2, (3,), generator=g).tolist() if self.augment else (0, 0, 0)
-        _dihedral_into(lr_out, lr_patch.numpy(), *flips)
-        _dihedral_into(hr_out, hr_patch.numpy(), *flips)
-
-
-# OpenCV flip codes: 1 reverses columns (horizontal flip), 0 rows (vertical), -1 both.
-_FLIP_CODES = {(0, 0): None, (1, 0): 1, (0, 1): 0, (1, 1): -1}
-
-
-def _dihedral_into(dst: np.ndarray, src: np.ndarray, hflip: int, vflip: int, rot: int) -> None:
-    """``dst = augment(src)`` for one C x H x W uint8 patch (:func:`augment`'s order: horizontal
-    flip, vertical flip, then ``rot90`` over (H, W)), channel by channel with OpenCV. Exact; its
-    vectorised flips and transposes are 3-4x faster than numpy's byte-by-byte strided copies,
-    which took most of a worker's time (``benchmarks/data_path.py``)."""
-    if rot:  # rot90 is a transpose of the column-reversed image: fold that reversal into the flips
-        hflip = 1 - hflip
-    code = _FLIP_CODES[(hflip, vflip)]
-    for plane, out in zip(src, dst):
-        if rot:
-            cv2.transpose(plane if code is None else cv2.flip(plane, code), dst=out)
-        elif code is None:
-            np.copyto(out, plane)
-        else:
-            cv2.flip(plane, code, dst=out)
-
-
-class PatchList(list):
-    """Per-item (LR, HR) views of one collated batch, kept in ``batch``; ``sent``: what a worker
-    sends for it when the batch was written into a shared slot (else None)."""
-
-    def __init__(self, items, batch: "list[torch.Tensor]", sent: "SlotBatch | None" = None) -> None:
-        super().__init__(items)
-        self.batch, self.sent = batch, sent
-
-
-def collate_patches(samples):
-    """DataLoader ``collate_fn``: the batch :meth:`TrainPatches.__getitems__` already built (its
-    slot message when it was written into a shared slot), else torch's default collation."""
-    if isinstance(samples, PatchList):
-        return samples.sent if samples.sent is not None else list(samples.batch)
-    return default_collate(samples)
+        lr_out = torch.empty((n, 3, p, p), dtype=torch.uint8)
+        hr_out = torch.empty((n, 3, p * s, p * s), dtype=torch.uint8)
+        for i, draw in enumerate(self.draws(items).tolist()):
+            lr, hr = self._patches(draw)
+            lr_out[i].copy_(lr)
+            hr_out[i].copy_(hr)
+        return self.levels_as_dtype(lr_out), self.levels_as_dtype(hr_out)
 
 
 _DTYPES = {"float32": torch.float32, "uint8": torch.uint8}
-
-
-def _refuse_rebuild() -> list:
-    raise RuntimeError("decoded cache entry changed after the dataset was built (a source image was modified?)")
 
 
 class PairedImages(Dataset):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 # (epoch, batches of that epoch already trained)
 Position = Callable[[], "tuple[int, int]"]
@@ -69,8 +69,23 @@ class EpochSampler(DistributedSampler):
         return iter([(int(i), epoch) for i in indices])
 
 
+class EpochBatchSampler(BatchSampler):
+    """An :class:`EpochSampler`'s keys in lists of ``batch_size`` (the last one may be short), for a
+    DataLoader with ``batch_size=None`` whose dataset cuts a whole batch per list."""
+
+    def __init__(self, sampler: EpochSampler, batch_size: int) -> None:
+        super().__init__(sampler, batch_size, drop_last=False)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def current_position(self) -> tuple[int, int]:
+        return self.sampler.current_position()
+
+
 class ResumableLoader(DataLoader):
-    """A DataLoader over an :class:`EpochSampler` with a position: resumable mid-epoch.
+    """A DataLoader over an :class:`EpochSampler` (or :class:`EpochBatchSampler`) with a position:
+    resumable mid-epoch.
 
     Lightning 2.6.6 calls a loader "resumable" when it has ``state_dict``/``load_state_dict``
     (it warns otherwise on a mid-epoch resume, ``training_epoch_loop.reset``). Here nothing needs
@@ -79,7 +94,8 @@ class ResumableLoader(DataLoader):
     """
 
     def state_dict(self) -> dict[str, int]:
-        epoch, done = self.sampler.current_position() if isinstance(self.sampler, EpochSampler) else (0, 0)
+        sampler = self.sampler
+        epoch, done = sampler.current_position() if isinstance(sampler, (EpochSampler, EpochBatchSampler)) else (0, 0)
         return {"epoch": epoch, "batches_done": done}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
