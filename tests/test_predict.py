@@ -17,7 +17,7 @@ from lit_sisr.data.io import ImageError
 from lit_sisr.inference import self_ensemble
 from lit_sisr.predict_cli import LUMA, predict, to_levels
 from lit_sisr.resize import imresize
-from lit_sisr.validation import ConfigError
+from lit_sisr.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EDSR = {"n_resblocks": 2, "n_feats": 16}
