@@ -52,6 +52,7 @@ class Check:
     check: Callable[[Any, Launch], str | None]
     applies: Callable[[Launch], bool] = lambda launch: True
     needs: tuple[str, ...] = ()  # overrides the example needs besides ``option=bad`` (docs, tests)
+    label: str | None = None  # the name printed, when users type another (``model`` for ``model.name``)
 
     def message(self, launch: Launch) -> str | None:
         value = launch.get(self.option, _UNSET)
@@ -60,8 +61,8 @@ class Check:
         expected = self.check(value, launch)
         if expected is None:
             return None
-        shown = value if not isinstance(value, str) or value else '""'
-        return f"{self.option}={shown}{expected if expected.startswith((' ', ';')) else ': ' + expected}"
+        shown = "null" if value is None else '""' if value == "" else value
+        return f"{self.label or self.option}={shown}{expected if expected.startswith((' ', ';')) else ': ' + expected}"
 
 
 # -- value tests -------------------------------------------------------------------------------
@@ -314,9 +315,9 @@ def _model_from_options(launch: Launch) -> bool:
 
 CHECKS: tuple[Check, ...] = (
     Check("model.name", ("train", "eval"), "a registered network (conf/model/*.yaml)", "imdnn", known_model,
-          _model_from_options),
+          _model_from_options, label="model"),
     Check("attention.name", ("train", "eval"), "a registered attention module, or original", "bma", known_attention,
-          _model_from_options),
+          _model_from_options, label="attention"),
     Check("scale", ("train", "eval"), "an integer among the model's scales (2, 3, 4 for most)", "5", supported_scale,
           _model_from_options),
     Check("protocol", ("train", "eval"), "standard or bam_paper (src/lit_sisr/protocols.py)", "bam", known_protocol),
@@ -345,7 +346,7 @@ CHECKS: tuple[Check, ...] = (
     Check("ckpt", ("eval",), "either ckpt=<lit-sisr checkpoint> or weights=<authors' file>, not both", "a.ckpt",
           one_weight_source, needs=("weights=b.pth",)),
     Check("model.name", ("eval",), "ckpt= or weights= for a network with parameters (none for bicubic)", "imdn",
-          weights_needed, lambda launch: not launch.get("ckpt") and not launch.get("weights")),
+          weights_needed, lambda launch: not launch.get("ckpt") and not launch.get("weights"), label="model"),
     Check("self_ensemble", ("eval", "predict"), "true or false", "maybe", boolean),
     Check("tile", ("eval", "predict"), "an integer >= 1 (LR pixels), or null (whole images)", "0",
           optional(int_at_least(1))),

@@ -20,7 +20,7 @@ from lit_sisr.backbones import count_parameters
 from lit_sisr.callbacks import Preempted
 from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
-from lit_sisr.outputs import RESULT_FIELDS, format_table, summarize, write_config, write_results
+from lit_sisr.outputs import RESULT_FIELDS, RecordConfig, format_table, summarize, write_results
 from lit_sisr.config_checks import check_config
 from lit_sisr.errors import ConfigError  # noqa: F401  (re-exported for callers of check_launch)
 from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights
@@ -172,8 +172,8 @@ def _best_checkpoint(trainer: pl.Trainer) -> str:
 
 def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     datamodule, model, trainer = build(cfg)
-    if trainer.is_global_zero:
-        write_config(output_dir, model.hparams.config)
+    # config.yaml is (re)written only once the run really starts (data set up, checkpoint restored)
+    trainer.callbacks.append(RecordConfig(output_dir, model.hparams.config))
 
     trainable = count_parameters(model.net) > 0
     if trainable:
