@@ -246,7 +246,7 @@ def sweepable_strategy(value: Any, launch: Launch) -> str | None:
     value = str(value)
     if launch.multirun and value.startswith("ddp") and value != "ddp_spawn" and not externally_launched:
         return (" cannot run inside a local `-m` sweep: each DDP child process re-runs the whole sweep; "
-                "use trainer.devices=1, trainer.strategy=ddp_spawn, or hydra/launcher=slurm / local (one task per device)")
+                "expected trainer.devices=1, trainer.strategy=ddp_spawn, or hydra/launcher=slurm / local (one task per device)")
     return None
 
 
@@ -293,7 +293,7 @@ def weights_needed(value: Any, launch: Launch) -> str | None:
 
     if count_parameters(hydra.utils.instantiate(launch.cfg.model)) == 0:
         return None
-    return " has parameters: give ckpt=<lit-sisr checkpoint> or weights=<authors' file>"
+    return " has parameters: expected ckpt=<lit-sisr checkpoint> or weights=<authors' file>"
 
 
 def required(what: str) -> Callable[[Any, Launch], str | None]:
@@ -346,7 +346,8 @@ CHECKS: tuple[Check, ...] = (
     Check("ckpt", ("eval",), "either ckpt=<lit-sisr checkpoint> or weights=<authors' file>, not both", "a.ckpt",
           one_weight_source, needs=("weights=b.pth",)),
     Check("model.name", ("eval",), "ckpt= or weights= for a network with parameters (none for bicubic)", "imdn",
-          weights_needed, lambda launch: not launch.get("ckpt") and not launch.get("weights"), label="model"),
+          weights_needed, lambda launch: not launch.get("ckpt") and not launch.get("weights"), needs=("model=imdn",),
+          label="model"),
     Check("self_ensemble", ("eval", "predict"), "true or false", "maybe", boolean),
     Check("tile", ("eval", "predict"), "an integer >= 1 (LR pixels), or null (whole images)", "0",
           optional(int_at_least(1))),
@@ -394,3 +395,21 @@ class CheckBeforeLaunch(Callback):
 
         with report_user_errors():
             check_config(config, str(config.task_name))
+
+
+DOC_BEGIN = "<!-- option checks: generated from lit_sisr.config_checks.CHECKS (python -m lit_sisr.config_checks) -->"
+DOC_END = "<!-- end of option checks -->"
+
+
+def markdown_table() -> str:
+    """docs/errors.md's table of option checks, from :data:`CHECKS` (tests/test_config_checks.py
+    fails when the two differ; ``python -m lit_sisr.config_checks`` prints it)."""
+    lines = [DOC_BEGIN, "", "| option | checked for | accepted | wrong, e.g. |", "|---|---|---|---|"]
+    for row in CHECKS:
+        example = " ".join(f"`{o}`" for o in (*row.needs, f"{row.option}={row.bad}"))
+        lines.append(f"| `{row.label or row.option}` | {', '.join(row.tasks)} | {row.accepted} | {example} |")
+    return "\n".join([*lines, "", DOC_END])
+
+
+if __name__ == "__main__":
+    print(markdown_table())
