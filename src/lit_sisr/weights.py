@@ -50,6 +50,15 @@ def read_state(path: str | Path) -> dict:
         ) from None
 
 
+def _reason(err: BaseException) -> str:
+    """The informative part of a torch.load error, on one line."""
+    text = str(err)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", text, re.S)
+    text = detail.group(1) if detail else text
+    first = " ".join(text.split()).split(". ")[0]
+    return first or "empty or truncated file"
+
+
 def _pickles(path: Path) -> Iterator[bytes]:
     """The pickle streams of a torch file: ``*/data.pkl`` of the zip format, or the whole legacy file."""
     if zipfile.is_zipfile(path):
