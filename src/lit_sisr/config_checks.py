@@ -62,7 +62,7 @@ class Check:
         if expected is None:
             return None
         shown = "null" if value is None else '""' if value == "" else value
-        return f"{self.label or self.option}={shown}{expected if expected.startswith((' ', ';')) else ': ' + expected}"
+        return f"{self.label or self.option}={shown}{expected if expected.startswith((' ', ';', ':')) else ': ' + expected}"
 
 
 # -- value tests -------------------------------------------------------------------------------
