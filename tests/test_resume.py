@@ -255,3 +255,33 @@ def test_a_killed_and_resumed_run_continues_its_metrics_file(tmp_path: Path, cac
     blank = lambda row: ",".join("" if j == epoch_mean else v for j, v in enumerate(row.split(",")))  # noqa: E731
     assert [blank(r) if i in interrupted else r for i, r in enumerate(got)] == \
         [blank(r) if i in interrupted else r for i, r in enumerate(want)]
+
+
+def test_a_failed_relaunch_keeps_the_earlier_record_and_a_new_config_keeps_the_old_one(tmp_path: Path,
+                                                                                       cache: Path) -> None:
+    from lit_sisr.data.io import ImageError
+    from lit_sisr.training import train
+
+    first = LOGGED + ["trainer.max_epochs=1"]
+    train(compose_train(tmp_path, first))
+    run = tmp_path / "run"
+    kept = {name: (run / name).read_bytes() for name in ("config.yaml", "csv/metrics.csv", "checkpoints/last.ckpt")}
+
+    # the same run with more epochs on data holding a truncated image: one error, the record untouched
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for source in sorted((cache / "demo" / "train").iterdir())[:3]:
+        (bad / source.name).write_bytes(source.read_bytes())
+    (bad / "cut.png").write_bytes((bad / source.name).read_bytes()[:2000])
+    with pytest.raises(ImageError, match="cut.png: unreadable or truncated image"):
+        train(compose_train(tmp_path, first + ["trainer.max_epochs=2", f"data.train.hr_dir={bad}"]))
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert not list(run.glob("config.prev-*.yaml"))
+
+    # a run that really starts with another config: config.yaml is replaced, the earlier one kept beside it
+    train(compose_train(tmp_path, first + ["trainer.max_epochs=2"]))
+    assert (run / "config.prev-1.yaml").read_bytes() == kept["config.yaml"]
+    assert (run / "config.yaml").read_bytes() != kept["config.yaml"]
+    # resumed from the end of epoch 0: the earlier rows stay byte for byte, epoch 1's follow
+    history = (run / "csv" / "metrics.csv").read_bytes()
+    assert history.startswith(kept["csv/metrics.csv"]) and len(history) > len(kept["csv/metrics.csv"])
