@@ -82,10 +82,11 @@ def int_at_least(low: int, *also: Any) -> Callable[[Any, Launch], str | None]:
     return check
 
 
-def positive_number(value: Any, launch: Launch) -> str | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+def non_negative_number(value: Any, launch: Launch) -> str | None:
+    """A finite number >= 0 (a learning rate of 0 keeps the weights: tests use it)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
         return None
-    return "expected a number > 0"
+    return "expected a number >= 0"
 
 
 def boolean(value: Any, launch: Launch) -> str | None:
@@ -172,14 +173,14 @@ def _available(accelerator: str) -> int:
     if accelerator == "mps":
         return int(_mps())
     if accelerator == "auto":
-        return _cuda_count() or int(_mps()) or 1
+        return _cuda_count() or int(_mps()) or 0  # 0: no GPU, Lightning picks the CPU
     return os.cpu_count() or 1
 
 
 def accelerator_present(value: Any, launch: Launch) -> str | None:
     if value not in ACCELERATORS:
         return f"expected one of: {', '.join(ACCELERATORS)}"
-    if _available(value) == 0:
+    if value != "auto" and _available(value) == 0:
         return f" but this machine has no {'CUDA GPU' if value in ('gpu', 'cuda') else value.upper()}; expected one of: cpu, auto"
     return None
 
@@ -190,6 +191,7 @@ def world_size(launch: Launch) -> int | None:
     accelerator = str(launch.get("trainer.accelerator", "auto"))
     if devices == "auto" or devices == -1:
         count = _available(accelerator) if accelerator != "cpu" or devices == -1 else 1
+        count = count or (os.cpu_count() or 1 if devices == -1 else 1)  # auto without a GPU: the CPU
     elif isinstance(devices, list):
         count = len(devices)
     elif _is_int(devices):
@@ -228,7 +230,7 @@ def devices_present(value: Any, launch: Launch) -> str | None:
     accelerator = str(launch.get("trainer.accelerator", "auto"))
     have = _available(accelerator)
     wanted = len(value) if isinstance(value, list) else value if _is_int(value) and value > 0 else None
-    if wanted and accelerator != "cpu" and have and wanted > have:
+    if wanted and accelerator != "cpu" and have and wanted > have:  # have 0 (auto, no GPU): any CPU count
         return f" but this machine has {have} {accelerator} device(s); expected at most {have}"
     processes = world_size(launch)
     if processes and processes > 1:
@@ -325,7 +327,7 @@ CHECKS: tuple[Check, ...] = (
     Check("data.patch_size", ("train",), "an integer >= 1 (LR pixels)", "0", int_at_least(1)),
     Check("data.repeat", ("train",), "an integer >= 1", "0", int_at_least(1)),
     Check("data.num_workers", ("train",), "an integer >= 0", "-1", int_at_least(0)),
-    Check("optimizer.lr", ("train",), "a number > 0", "-1", positive_number),
+    Check("optimizer.lr", ("train",), "a number >= 0", "-1", non_negative_number),
     Check("trainer.max_epochs", ("train",), "an integer >= 1, or -1 (until trainer.max_steps)", "0",
           int_at_least(1, -1)),
     Check("trainer.max_steps", ("train",), "an integer >= 1, or -1 (no limit)", "0", int_at_least(1, -1)),
