@@ -25,8 +25,8 @@ from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from lit_sisr.data.batch_slots import BatchSlots, SlotBatch
 from lit_sisr.data.cache import DecodedCache
-from lit_sisr.errors import MissingFileError
 from lit_sisr.data.io import ImageError, list_images, read_image, to_float
+from lit_sisr.errors import MissingFileError
 from lit_sisr.protocols import get_protocol, standard_pair
 
 
