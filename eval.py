@@ -8,7 +8,8 @@ import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver u
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from lit_sisr.validation import check_eval_config, guard_run_folder, run_cli
+from lit_sisr.cli_errors import guard_run_folder, run_cli
+from lit_sisr.config_checks import check_eval_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

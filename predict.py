@@ -7,14 +7,15 @@ import hydra
 import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
 from omegaconf import DictConfig
 
-from lit_sisr.validation import run_cli
+from lit_sisr.cli_errors import guard_run_folder, run_cli
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from lit_sisr.predict_cli import predict
+    with guard_run_folder(None, exit_on_user_error=True):  # no run folder; one error line, no Hydra banner
+        from lit_sisr.predict_cli import predict
 
-    predict(cfg)
+        predict(cfg)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Train and test an SR network: ``python train.py [overrides]`` (see conf/train.yaml).
 
 A bad input (unknown option value, missing or unreadable data, unusable checkpoint) ends with one
-line ``error: ...`` on stderr and exit status 2, and leaves no new run folder behind; a bug keeps
+line ``error: ...`` on stderr and exit status 2; options are checked before Hydra creates the run
+folder (lit_sisr.config_checks), and an earlier run's files are never touched by a failed launch; a bug keeps
 its traceback (``HYDRA_FULL_ERROR=1`` or ``LIT_SISR_DEBUG=1`` shows it for every error).
 """
 import hydra
@@ -10,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lit_sisr.validation import guard_run_folder, run_cli
+from lit_sisr.cli_errors import guard_run_folder, run_cli
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -23,8 +23,9 @@ from refdata import REPO
 from lit_sisr.backbones import BACKBONES, build_backbone
 from lit_sisr.data.datasets import ImageSet, TrainPatches, load_pair
 from lit_sisr.data.io import list_images, read_image
-from lit_sisr.validation import (ConfigError, check_eval_config, check_run_config, guard_run_folder,
-                                 user_error_message)
+from lit_sisr.cli_errors import guard_run_folder, user_error_message
+from lit_sisr.config_checks import check_eval_config, check_run_config
+from lit_sisr.errors import ConfigError
 from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights, load_official_weights, read_state
 
 
@@ -74,9 +75,9 @@ def test_unknown_model_attention_scale_and_protocol_name_the_option_and_the_choi
 
 def test_eval_needs_exactly_one_source_of_weights() -> None:
     cfg = compose_cfg(["ckpt=a.ckpt", "weights=b.pth"], "eval")
-    assert message_of(lambda: check_eval_config(cfg)).startswith("give either ckpt=")
+    assert message_of(lambda: check_eval_config(cfg)).startswith("ckpt=a.ckpt and weights= both given; expected either")
     cfg = compose_cfg(["model=imdn"], "eval")
-    assert message_of(lambda: check_eval_config(cfg)).startswith("model=imdn has parameters: give ckpt=")
+    assert message_of(lambda: check_eval_config(cfg)).startswith("model=imdn has parameters: expected ckpt=")
     check_eval_config(compose_cfg(["model=bicubic", "attention=none"], "eval"))  # nothing to load: fine
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from lit_sisr.attention import attention_names
 from lit_sisr.backbones import build_backbone
 from lit_sisr.export import ExportError, export_checked, load_exported, main
-from lit_sisr.validation import ConfigError
+from lit_sisr.errors import ConfigError
 from test_inference import TINY
 from test_predict import lit_checkpoint, tiny_edsr
 

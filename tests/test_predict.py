@@ -17,7 +17,7 @@ from lit_sisr.data.io import ImageError
 from lit_sisr.inference import self_ensemble
 from lit_sisr.predict_cli import LUMA, predict, to_levels
 from lit_sisr.resize import imresize
-from lit_sisr.validation import ConfigError
+from lit_sisr.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EDSR = {"n_resblocks": 2, "n_feats": 16}
@@ -119,7 +119,7 @@ def test_inputs_are_checked_before_any_image_is_written(tmp_path):
     inputs.mkdir()
     out = tmp_path / "out"
     run = lambda *o: predict(config("model=bicubic", f"output={out}", *o))  # noqa: E731
-    with pytest.raises(FileNotFoundError, match=r"input=.*missing: no such file or folder"):
+    with pytest.raises(ConfigError, match=r"input=.*missing: no such file or folder; expected an image file"):
         run(f"input={tmp_path / 'missing'}")
     with pytest.raises(FileNotFoundError, match=r"no images \(.png, .jpg.*\) in this folder"):
         run(f"input={inputs}")
@@ -136,7 +136,7 @@ def test_inputs_are_checked_before_any_image_is_written(tmp_path):
     with pytest.raises(ConfigError, match=r"a.bmp and a.png would both be written to .*a_x2.png"):
         run(f"input={inputs}")
     assert not out.exists()
-    with pytest.raises(ConfigError, match=r"input=<image file or folder> is required"):
+    with pytest.raises(ConfigError, match=r"input=null: expected an image file or a folder of images \(required\)"):
         predict(config("model=bicubic", f"output={out}"))
     with pytest.raises(ConfigError, match=r"model=edsr has parameters: give ckpt="):
         run(f"input={inputs / 'a.png'}", "model=edsr")
@@ -165,4 +165,25 @@ def test_command_line_reports_errors_in_one_line(tmp_path):
     run = subprocess.run([sys.executable, "predict.py", "model=bicubic", f"input={missing}", f"output={tmp_path}"],
                          cwd=REPO, capture_output=True, text=True, env=USER_ENV)
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1] == f"error: input={missing}: no such file or folder"
+    assert run.stderr.strip().splitlines() == [
+        f"error: input={missing}: no such file or folder; expected an image file or a folder of images"]
+
+
+def test_an_image_that_fails_to_decode_leaves_the_output_folder_as_it_was(tmp_path):
+    """Headers pass, the second image is cut short: nothing is written, not even the first result."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    save(inputs / "a.png", np.zeros((6, 6, 3), np.uint8), "RGB")
+    whole = save(tmp_path / "whole.png", np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8), "RGB")
+    (inputs / "b.png").write_bytes(whole.read_bytes()[:3000])
+    for output in (out, tmp_path / "new" / "deeper"):  # an existing folder, and one that does not exist yet
+        if output == out:
+            out.mkdir()
+            (out / "a_x2.png").write_bytes(b"an earlier result")
+        with pytest.raises(ImageError, match=r"b.png: unreadable or truncated image"):
+            predict(config("model=bicubic", f"input={inputs}", f"output={output}"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "whole.png"]  # no staging folder left
+    assert [p.name for p in out.iterdir()] == ["a_x2.png"] and (out / "a_x2.png").read_bytes() == b"an earlier result"
+    (inputs / "b.png").unlink()
+    predict(config("model=bicubic", f"input={inputs}", f"output={out}"))  # all good: the result replaces the old one
+    assert Image.open(out / "a_x2.png").size == (12, 12)

@@ -225,3 +225,69 @@ def test_a_late_read_check_is_still_read_when_training_ends() -> None:
         guard.on_train_end(trainer, None)
     with pytest.raises(ValueError, match="lag_steps=-1"):
         FiniteLossGuard(lag_steps=-1)
+
+
+# The CSV log of a run killed at step 10 (last.ckpt at step 8) and re-run: the same file as an
+# uninterrupted run's, row for row (Lightning's own CSVLogger kept only the rows after the resume).
+LOGGED = [o for o in RESUME if o != "logger=none"] + ["logger=csv", "trainer.log_every_n_steps=1"]
+
+
+def test_a_killed_and_resumed_run_continues_its_metrics_file(tmp_path: Path, cache: Path) -> None:
+    from lit_sisr.training import train
+
+    train(compose_train(tmp_path / "straight", LOGGED))
+    expected = (tmp_path / "straight" / "run" / "csv" / "metrics.csv").read_text()
+    assert len(expected.splitlines()) > STEPS  # a row per step, and the validation rows
+
+    args = LOGGED + [f"hydra.run.dir={tmp_path / 'run'}"]
+    record = tmp_path / "probe.txt"
+    proc, log = start_train(args + [probe(record, pause_at=10)], tmp_path, {"LIT_SISR_CACHE": str(cache)})
+    wait_for(record.with_suffix(".paused"), proc, log)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=120) == -signal.SIGKILL
+    metrics = tmp_path / "run" / "csv" / "metrics.csv"
+    killed = metrics.read_text()
+    assert killed and expected.startswith(killed.splitlines()[0])  # rows up to the kill were on disk
+    train(compose_train(tmp_path, args))  # the same command again: resumes from step 8
+    got = metrics.read_text().splitlines()
+    want = expected.splitlines()
+    assert len(got) == len(want) and got[0] == want[0]
+    # Every row and value is the uninterrupted run's, except the epoch mean of the training loss of
+    # the epoch the kill interrupted: Lightning does not checkpoint its running epoch aggregates, so
+    # after a mid-epoch resume it averages steps 8-11 only (a known limitation, docs/reliability.md).
+    epoch_mean = want[0].split(",").index("train/loss_epoch")
+    interrupted = [i for i, row in enumerate(want) if row.split(",")[epoch_mean] and row.startswith("1,")]
+    assert len(interrupted) == 1
+    blank = lambda row: ",".join("" if j == epoch_mean else v for j, v in enumerate(row.split(",")))  # noqa: E731
+    assert [blank(r) if i in interrupted else r for i, r in enumerate(got)] == \
+        [blank(r) if i in interrupted else r for i, r in enumerate(want)]
+
+
+def test_a_failed_relaunch_keeps_the_earlier_record_and_a_new_config_keeps_the_old_one(tmp_path: Path,
+                                                                                       cache: Path) -> None:
+    from lit_sisr.data.io import ImageError
+    from lit_sisr.training import train
+
+    first = LOGGED + ["trainer.max_epochs=1"]
+    train(compose_train(tmp_path, first))
+    run = tmp_path / "run"
+    kept = {name: (run / name).read_bytes() for name in ("config.yaml", "csv/metrics.csv", "checkpoints/last.ckpt")}
+
+    # the same run with more epochs on data holding a truncated image: one error, the record untouched
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for source in sorted((cache / "demo" / "train").iterdir())[:3]:
+        (bad / source.name).write_bytes(source.read_bytes())
+    (bad / "cut.png").write_bytes((bad / source.name).read_bytes()[:2000])
+    with pytest.raises(ImageError, match="cut.png: unreadable or truncated image"):
+        train(compose_train(tmp_path, first + ["trainer.max_epochs=2", f"data.train.hr_dir={bad}"]))
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert not list(run.glob("config.prev-*.yaml"))
+
+    # a run that really starts with another config: config.yaml is replaced, the earlier one kept beside it
+    train(compose_train(tmp_path, first + ["trainer.max_epochs=2"]))
+    assert (run / "config.prev-1.yaml").read_bytes() == kept["config.yaml"]
+    assert (run / "config.yaml").read_bytes() != kept["config.yaml"]
+    # resumed from the end of epoch 0: the earlier rows stay byte for byte, epoch 1's follow
+    history = (run / "csv" / "metrics.csv").read_bytes()
+    assert history.startswith(kept["csv/metrics.csv"]) and len(history) > len(kept["csv/metrics.csv"])

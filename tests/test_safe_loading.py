@@ -14,6 +14,18 @@ from lit_sisr.backbones import build_backbone
 from lit_sisr.weights import WeightsError, load_lightning_weights, load_official_weights, read_state
 
 
+class CallsSystem:
+    """Unpickling this calls ``os.system`` (the case torch words differently from ``open``)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
 class CreatesMarker:
     """Unpickling this calls ``open(marker, "w")``: a stand-in for any code a checkpoint could run."""
 
@@ -34,13 +46,21 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path: Path
     with legacy.open("wb") as f:
         pickle.dump({"params": CreatesMarker(marker)}, f, protocol=2)
 
-    for path, load in [(zipped, read_state), (zipped, lambda p: load_lightning_weights(net, p)),
-                       (legacy, lambda p: load_official_weights(net, p))]:
+    system = tmp_path / "system.ckpt"  # os.system, zip format
+    torch.save({"state_dict": state, "hyper_parameters": {"config": CallsSystem(marker)}}, system)
+    system_legacy = tmp_path / "system.pth"  # os.system in a protocol-4 pickle (STACK_GLOBAL)
+    with system_legacy.open("wb") as f:
+        pickle.dump({"params": CallsSystem(marker)}, f, protocol=4)
+
+    cases = [(zipped, read_state, "open"), (zipped, lambda p: load_lightning_weights(net, p), "open"),
+             (legacy, lambda p: load_official_weights(net, p), "open"), (system, read_state, "system"),
+             (system_legacy, lambda p: load_official_weights(net, p), "system")]
+    for path, load, callable_name in cases:
         with pytest.raises(WeightsError) as err:
             load(path)
         message = str(err.value)
-        assert str(path) in message and "refused to load" in message and "open" in message
-        assert "\n" not in message
+        assert message.startswith(f"{path}: refused to load: unpickling it would call "), message
+        assert callable_name in message and "may run code" in message and "\n" not in message
     assert not marker.exists()
 
 

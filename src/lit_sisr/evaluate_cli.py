@@ -15,7 +15,7 @@ from lit_sisr.evaluation import evaluate_benchmark
 from lit_sisr.inference import INFERENCE_KEYS, inference_from_config
 from lit_sisr.outputs import format_table, summarize, write_config, write_results
 from lit_sisr.protocols import PROTOCOLS, get_protocol
-from lit_sisr.validation import ConfigError
+from lit_sisr.errors import ConfigError
 from lit_sisr.weights import WeightsError, load_lightning_weights, load_official_weights, read_state
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from lit_sisr.data.datasets import load_pair
 from lit_sisr.data.io import list_images, to_float
+from lit_sisr.errors import MissingFileError
 from lit_sisr.protocols import Protocol, get_protocol
 
 
@@ -34,7 +35,7 @@ def benchmark_pairs(root: str | Path, set_name: str, scale: int) -> list[tuple[s
     for hr in list_images(base / "HR"):
         lr = base / "LR_bicubic" / f"X{scale}" / f"{hr.stem}x{scale}{hr.suffix}"
         if not lr.is_file():
-            raise FileNotFoundError(f"{hr}: its LR file {lr} is missing")
+            raise MissingFileError(f"{hr}: its LR file {lr} is missing")
         pairs.append((hr.stem, hr, lr))
     return pairs
 

@@ -32,6 +32,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from lit_sisr.errors import UserError
+
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_EXPORTERS = ("legacy", "dynamo")
 OPSET = 17
@@ -40,7 +42,7 @@ _DEPRECATION_NOTICES = (r".*torch\.jit\.trace.* is deprecated.*", r".*legacy Tor
                         r".*The feature will be removed.*")
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """An export that failed or does not reproduce the eager network."""
 
 
@@ -139,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     from hydra import compose, initialize_config_dir
 
     from lit_sisr.predict_cli import load_network
-    from lit_sisr.validation import ConfigError
+    from lit_sisr.errors import ConfigError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     own = dict(OWN_KEYS)
@@ -186,6 +188,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    from lit_sisr.validation import run_cli
+    from lit_sisr.cli_errors import run_cli
 
     run_cli(main)

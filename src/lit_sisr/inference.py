@@ -36,6 +36,7 @@ from torch import nn
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES
+from lit_sisr.errors import UserError
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -64,7 +65,7 @@ FUNCTIONAL_REACH: dict[str, int] = {
 }
 
 
-class NotTileableError(ValueError):
+class NotTileableError(UserError, ValueError):
     """Tiled inference was asked to be exact for a network that cannot be tiled exactly."""
 
 

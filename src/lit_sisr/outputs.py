@@ -2,7 +2,7 @@
 the end-of-run table. ``lit_sisr.report`` reads these files back (they are the source of truth,
 W&B is not needed).
 
-Folder layout: ``config.yaml`` (the resolved run config), ``test_results.csv`` (one row per test
+Folder layout: ``config.yaml`` (the resolved run config; earlier different ones as ``config.prev-<n>.yaml``), ``test_results.csv`` (one row per test
 image: set, scale, image, psnr, ssim, bicubic_psnr, bicubic_ssim), ``test_summary.json`` (per-set
 means and image counts), ``checkpoints/``.
 """
@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
+
+from pytorch_lightning import Callback, LightningModule, Trainer
 
 from lit_sisr.checkpoint_io import atomic_write_text
 
@@ -48,12 +51,43 @@ def format_table(summary: list[dict], model_label: str) -> str:
 
 
 def write_config(folder: str | Path, config: dict) -> Path:
-    """``config.yaml``: the resolved configuration of the run, as plain YAML."""
+    """``config.yaml``: the resolved configuration of the run, as plain YAML. A different earlier
+    one is kept beside it as ``config.prev-<n>.yaml`` (n = 1, 2, ...: a run folder is history)."""
     from omegaconf import OmegaConf
 
-    path = Path(folder) / "config.yaml"
-    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(config)))
+    folder = Path(folder)
+    path = folder / "config.yaml"
+    text = OmegaConf.to_yaml(OmegaConf.create(config))
+    if path.is_file():
+        previous = path.read_text()
+        if previous == text:
+            return path
+        taken = [int(m.group(1)) for p in folder.glob("config.prev-*.yaml")
+                 if (m := re.fullmatch(r"config\.prev-(\d+)\.yaml", p.name))]
+        n = max(taken, default=0) + 1
+        atomic_write_text(folder / f"config.prev-{n}.yaml", previous)
+    atomic_write_text(path, text)
     return path
+
+
+class RecordConfig(Callback):
+    """Write ``config.yaml`` (:func:`write_config`) when the run really starts: after its data was
+    set up and its checkpoint restored (``on_train_start``; ``on_test_start`` for a network that is
+    only tested), so a launch that fails before leaves an earlier run's record as it was."""
+
+    def __init__(self, folder: str | Path, config: dict) -> None:
+        self.folder, self.config, self.written = Path(folder), config, False
+
+    def _write(self, trainer: Trainer) -> None:
+        if trainer.is_global_zero and not self.written:
+            write_config(self.folder, self.config)
+        self.written = True
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._write(trainer)
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._write(trainer)
 
 
 def write_results(folder: str | Path, rows: list[dict]) -> dict[str, Path]:

@@ -13,6 +13,8 @@ written back. 16-bit and float images are refused (the networks take 8-bit image
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +30,8 @@ from lit_sisr.backbones import count_parameters
 from lit_sisr.data.io import IMAGE_SUFFIXES, ImageError, decoding_errors
 from lit_sisr.inference import Inference, inference_from_config
 from lit_sisr.resize import imresize
-from lit_sisr.validation import ConfigError, check_run_config
+from lit_sisr.config_checks import check_config, check_run_config
+from lit_sisr.errors import ConfigError, MissingFileError
 from lit_sisr.weights import load_official_weights, read_state
 
 # Pillow's RGB -> L weights (ITU-R 601-2 luma).
@@ -82,10 +85,10 @@ def list_inputs(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.exists():
-        raise FileNotFoundError(f"input={path}: no such file or folder")
+        raise MissingFileError(f"input={path}: no such file or folder")
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"input={path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        raise MissingFileError(f"input={path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     return files
 
 
@@ -148,16 +151,14 @@ def super_resolve(
 
 
 def predict(cfg: DictConfig) -> list[Path]:
-    if not cfg.get("input"):
-        raise ConfigError("input=<image file or folder> is required")
-    if not cfg.get("output"):
-        raise ConfigError("output=<folder for the results> is required")
+    """Super-resolve every input into ``output``. The results are written into a temporary folder
+    and moved into ``output`` only when every input was decoded and processed, so a
+    failure (a truncated image, a bad option) leaves ``output`` as it was (docs/inference.md)."""
+    check_config(cfg, "predict")  # input, output, device, tiles (also checked before the launch)
     files = list_inputs(cfg.input)
     for path in files:
-        check_input(path)
+        check_input(path)  # header checks: refuse a 16-bit file before loading the network
     output = Path(cfg.output)
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"output={output} is a file; expected a folder")
     net, scale, label = load_network(cfg)
     targets = output_paths(files, output, scale)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
@@ -166,9 +167,16 @@ def predict(cfg: DictConfig) -> list[Path]:
         inference = inference_from_config(cfg, net)
     except ValueError as err:  # a bad option, or exact tiles of a network that cannot be tiled exactly
         raise ConfigError(str(err)) from None
-    output.mkdir(parents=True, exist_ok=True)
     how = f", {inference.describe()}" if inference is not None else ""
-    for source, target in zip(tqdm(files, desc=f"{label} x{scale}{how}", unit="image"), targets):
-        super_resolve(net, read_input(source), scale, inference, device).save(target)
+    # the staging folder sits in the nearest folder that exists already (the same file system as
+    # ``output``), so a failure leaves no folder behind that was not there before
+    existing = next(p for p in output.absolute().parents if p.is_dir())
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.partial-", dir=existing) as tmp:
+        staged = [Path(tmp) / target.name for target in targets]
+        for source, target in zip(tqdm(files, desc=f"{label} x{scale}{how}", unit="image"), staged):
+            super_resolve(net, read_input(source), scale, inference, device).save(target)
+        output.mkdir(parents=True, exist_ok=True)
+        for source, target in zip(staged, targets):
+            os.replace(source, target)  # same file system: each result appears whole
     print(f"Wrote {len(targets)} image(s) to {output}")
     return targets

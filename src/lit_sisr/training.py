@@ -20,26 +20,20 @@ from lit_sisr.backbones import count_parameters
 from lit_sisr.callbacks import Preempted
 from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
-from lit_sisr.outputs import RESULT_FIELDS, format_table, summarize, write_config, write_results
+from lit_sisr.config_checks import check_config
+from lit_sisr.errors import ConfigError  # noqa: F401  (re-exported for callers of check_launch)
+from lit_sisr.outputs import RESULT_FIELDS, RecordConfig, format_table, summarize, write_results
 from lit_sisr.run_pictures import picture_paths
-from lit_sisr.validation import ConfigError, check_run_config
 from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights
 
 log = logging.getLogger(__name__)
 
 
 def check_launch(cfg: DictConfig, multirun: bool) -> None:
-    """Refuse options that cannot work, and combinations known to misbehave
-    (ecosystem_notes.md section 1)."""
-    check_run_config(cfg)  # model, attention, scale, protocol
-    strategy = str(cfg.trainer.get("strategy", "auto"))
-    externally_launched = "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ
-    if multirun and strategy.startswith("ddp") and strategy != "ddp_spawn" and not externally_launched:
-        raise ConfigError(
-            f"trainer.strategy={strategy} cannot run inside a local `-m` sweep: each DDP child process "
-            "re-runs the whole sweep. Use trainer.devices=1, trainer.strategy=ddp_spawn, or "
-            "hydra/launcher=submitit_slurm / submitit_local (one task per device)."
-        )
+    """Refuse options that cannot work, and combinations known to misbehave: the rows of
+    :data:`lit_sisr.config_checks.CHECKS` for ``train`` (a single run was checked already, before
+    Hydra made its folder; a multirun job is checked here)."""
+    check_config(cfg, "train", multirun=multirun)
 
 
 def bridge_submitit_local() -> None:
@@ -179,8 +173,8 @@ def _best_checkpoint(trainer: pl.Trainer) -> str:
 
 def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     datamodule, model, trainer = build(cfg)
-    if trainer.is_global_zero:
-        write_config(output_dir, model.hparams.config)
+    # config.yaml is (re)written only once the run really starts (data set up, checkpoint restored)
+    trainer.callbacks.append(RecordConfig(output_dir, model.hparams.config))
 
     trainable = count_parameters(model.net) > 0
     if trainable:

@@ -11,9 +11,11 @@ that lists a few of them.
 """
 from __future__ import annotations
 
-import pickle
+import io
+import pickletools
 import re
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,10 @@ from torch import nn
 from lit_sisr.attention import as_factory
 from lit_sisr.backbones import BACKBONES, build_backbone
 from lit_sisr.backbones._authors import OFFICIAL, AuthorsFormat, authors_formats
+from lit_sisr.errors import UserError
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """A weight file that cannot be loaded into the requested network."""
 
 
@@ -33,31 +36,25 @@ def read_state(path: str | Path) -> dict:
     """``torch.load`` with ``weights_only=True`` and one-line errors that name the file.
 
     A pickle that would import and call anything but tensors and plain containers is refused
-    before any of it runs (PyTorch's restricted unpickler); the message says which callable it
-    asked for. Truncated, empty or foreign files get "not a readable PyTorch checkpoint"."""
+    before any of it runs (PyTorch's restricted unpickler). When the load fails, the file's pickle
+    opcodes are read (:func:`_unsafe_globals`, whatever torch's message says) and the message names
+    the first callable it asks for that the restricted unpickler does not allow; truncated, empty
+    or foreign files get "not a readable PyTorch checkpoint"."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weight file not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = _UNSAFE_GLOBAL.search(str(err))
-        if found:
+    except Exception as err:  # refused pickle, corrupted zip, truncated or empty file, foreign format
+        unsafe = _unsafe_globals(path)
+        if unsafe:
             raise WeightsError(
-                f"{path}: refused to load: unpickling it would call {found.group(1)} (only tensors and plain "
+                f"{path}: refused to load: unpickling it would call {unsafe[0]} (only tensors and plain "
                 "containers are allowed, weights_only=True), so it may run code; do not load it unless you trust its source"
             ) from None
         raise WeightsError(
-            f"{path}: not a readable PyTorch checkpoint (the restricted unpickler rejected it: "
-            f"{_reason(err)}); corrupted, or not a checkpoint?"
-        ) from None
-    except Exception as err:  # corrupted zip, truncated or empty file, foreign format: all "unreadable"
-        raise WeightsError(
             f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {_reason(err)}); corrupted or truncated?"
         ) from None
-
-
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
 def _reason(err: BaseException) -> str:
@@ -67,6 +64,71 @@ def _reason(err: BaseException) -> str:
     text = detail.group(1) if detail else text
     first = " ".join(text.split()).split(". ")[0]
     return first or "empty or truncated file"
+
+
+def _pickles(path: Path) -> Iterator[bytes]:
+    """The pickle streams of a torch file: ``*/data.pkl`` of the zip format, or the whole legacy file."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for name in archive.namelist():
+                    if name.endswith("data.pkl"):
+                        yield archive.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return
+    else:
+        yield path.read_bytes()
+
+
+def _globals(data: bytes) -> Iterator[str]:
+    """``module.name`` of every global the pickles in ``data`` import (GLOBAL, INST, STACK_GLOBAL),
+    read with :mod:`pickletools` (nothing is unpickled). A legacy torch file holds several pickles
+    followed by raw tensor bytes: reading stops at the first thing that is not a pickle."""
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        strings: list[str] = []
+        memo: dict[int, str] = {}
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):
+                    yield str(arg).replace(" ", ".")
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    yield f"{strings[-2]}.{strings[-1]}"
+                elif isinstance(arg, str) and "UNICODE" in op.name:
+                    strings.append(arg)
+                elif op.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                    memo[int(arg)] = strings[-1]
+                elif op.name in ("MEMOIZE",) and strings:
+                    memo[len(memo)] = strings[-1]
+                elif op.name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                    strings.append(memo[int(arg)])
+        except Exception:  # not (or no longer) a pickle: corrupted, or the tensor bytes of a legacy file
+            return
+
+
+def _allowed(name: str) -> bool:
+    """Would ``torch.load(weights_only=True)`` accept the global ``name``? Its built-in allow-list (a
+    private helper of torch, read when present; else every ``torch.*`` name) and the user's
+    ``torch.serialization.add_safe_globals``."""
+    try:
+        from torch import _weights_only_unpickler
+
+        if name in _weights_only_unpickler._get_allowed_globals():
+            return True
+    except (ImportError, AttributeError):
+        if name.startswith("torch."):
+            return True
+    for entry in torch.serialization.get_safe_globals():
+        obj = entry[0] if isinstance(entry, tuple) else entry
+        if name == (entry[1] if isinstance(entry, tuple) else f"{obj.__module__}.{obj.__qualname__}"):
+            return True
+    return False
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The callables the pickles of ``path`` would import that the restricted unpickler refuses."""
+    found = (name for data in _pickles(path) for name in _globals(data))
+    return [name for name in dict.fromkeys(found) if not _allowed(name)]
 
 
 def _extract_state_dict(obj: dict, path: Path) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from lit_sisr.data.cache import DecodedCache
 from lit_sisr.data.io import ImageError, list_images, read_image, to_float
+from lit_sisr.errors import MissingFileError
 from lit_sisr.protocols import get_protocol, standard_pair
 
 
@@ -47,7 +48,7 @@ class ImageSet:
             start, stop = self.split
             files = files[start:stop]
             if not files:
-                raise FileNotFoundError(f"split {list(self.split)} of {self.hr_dir} is empty")
+                raise MissingFileError(f"split {list(self.split)} of {self.hr_dir} is empty")
         return files
 
 

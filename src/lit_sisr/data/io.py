@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from lit_sisr.errors import MissingFileError, UserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 _EXPAND_TO_RGB = ("1", "L", "RGB", "RGBX")  # lossless to 8-bit RGB
@@ -31,7 +33,7 @@ _HIGH_BIT_DEPTH = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 _DOWNLOAD_HINT = "set paths.data_dir or LIT_SISR_DATA, or fetch a dataset: python -m lit_sisr.data.download --help"
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An image file that cannot be used; the message names the file."""
 
 
@@ -84,10 +86,10 @@ def list_images(folder: str | Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name; errors if the folder is missing or empty."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"data folder not found: {folder} ({_DOWNLOAD_HINT})")
+        raise MissingFileError(f"data folder not found: {folder} ({_DOWNLOAD_HINT})")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}; expected a folder of images")
+        raise MissingFileError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}; expected a folder of images")
     return files
 
 
