@@ -16,7 +16,7 @@ from PIL import Image
 from lit_sisr.report import cli
 from lit_sisr.report.runs import discover
 from lit_sisr.report.stats import bootstrap_ci, difference_matrix, mean_std, paired_comparison, verdict
-from lit_sisr.report.tables import Settings, build_report
+from lit_sisr.report import Settings, build_report
 
 N_BOOT = 2000
 

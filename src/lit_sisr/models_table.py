@@ -4,11 +4,11 @@ Run ``python -m lit_sisr.models_table`` (``--help`` for the options). Every regi
 except ``bicubic`` is built on the ``meta`` device (shapes only, no weights allocated), its
 parameters are counted with :func:`lit_sisr.backbones.count_parameters` and its FLOPs with
 :class:`torch.utils.flop_counter.FlopCounterMode` on a 1x3x240x360 **LR** input, the input the
-paper's numbers were measured on (shared/spec/bam_reference.md section 4: the output is then
+paper's numbers were measured on (docs/protocol.md: the output is then
 480x720 at x2, 720x1080 at x3, 960x1440 at x4). The paper's printed params/GFLOPs come from
 :mod:`lit_sisr.paper` (our copy of its Table 2 and Table 3), with a note on its known errors.
 
-Counting convention (bam_reference.md section 4). ``torch.utils.flop_counter`` counts
+Counting convention (docs/protocol.md). ``torch.utils.flop_counter`` counts
 **2 FLOPs per multiply-add** of convolutions and matrix products, every time a module runs, and
 nothing else: bias adds, activations, pooling, pixel shuffle, additions and the elementwise
 products of attention are free. The paper's GFLOPs come from a thop-0.0.2x-style hook counter
@@ -42,22 +42,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lit_sisr.attention import AttentionFactory
-from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters
+from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters, native_attention
 from lit_sisr.paper import load_paper_table, paper_row
 
 #: LR input (height, width) of the paper's params/GFLOPs columns.
 LR_SIZE = (240, 360)
 SCALES = (2, 3, 4)
 ATTENTIONS = ("original", "bam")
-#: Networks without parameters or attention sites that the table leaves out by default.
-EXCLUDED = ("bicubic",)
-#: Model options that reproduce a paper row where it differs from our default configuration
-#: (bam_reference.md section 3: the paper's x4 OISR-LF-s row is a 16-block model).
-PAPER_OVERRIDES: dict[tuple[str, int], dict[str, Any]] = {("oisr_lf_s", 4): {"n_blocks": 16}}
-#: Why our FLOPs ratio for a network differs from the usual one (convention, not error).
-CONVENTION_NOTES = {
-    "carn_m": "paper counts the re-used residual unit once per block, we count every call",
-}
 COLUMNS = (
     "model", "attention", "scale", "params_k", "gflops",
     "paper_params_k", "paper_gflops", "ratio", "device", "note",
@@ -72,11 +63,18 @@ HEADERS = {
 def ablation_attentions() -> list[str]:
     """The IMDN ablation modules of the paper's Table 3 beyond ``original`` (CCA) and ``bam``."""
     names = dict.fromkeys(row["attention"] for row in load_paper_table(3))
-    return [name for name in names if name not in ("cca", *ATTENTIONS)]
+    return [name for name in names if name not in ATTENTIONS]
 
 
 def default_models() -> list[str]:
-    return [name for name in BACKBONES.names() if name not in EXCLUDED]
+    """Every registered network with attention sites (``bicubic`` has none: nothing to compare)."""
+    return [name for name in BACKBONES.names() if native_attention(name)]
+
+
+def paper_overrides(model: str, scale: int) -> dict[str, Any]:
+    """Options that reproduce the paper's row, as the network declares (``paper_overrides``);
+    the paper's x4 OISR-LF-s row is a 16-block model."""
+    return dict(getattr(BACKBONES.get(model), "paper_overrides", {}).get(scale, {}))
 
 
 def count_flops(net: nn.Module, x: torch.Tensor) -> int:
@@ -144,7 +142,7 @@ def rows(
 
     ``models`` defaults to every registered backbone except ``bicubic``; scales a network does not
     support are skipped. ``ablation`` adds the paper's Table 3 attention modules for ``imdn``.
-    ``paper_config`` applies :data:`PAPER_OVERRIDES` (the 16-block OISR-LF-s x4). A network that
+    ``paper_config`` applies :func:`paper_overrides` (the 16-block OISR-LF-s x4). A network that
     fails on every device gives a row with ``gflops=None`` and the error in ``note``.
 
     Keys: see :data:`COLUMNS`, plus ``params`` (exact count), ``flops`` (exact count) and
@@ -162,7 +160,7 @@ def rows(
             for scale in scales:
                 if scale not in getattr(cls, "scales", SCALES):
                     continue
-                options = dict(PAPER_OVERRIDES.get((model, scale), {})) if paper_config else {}
+                options = paper_overrides(model, scale) if paper_config else {}
                 out.append(_row(model, attention, scale, options, lr_size))
     return out
 
@@ -189,8 +187,9 @@ def _row(
             "paper row: " + part for part in paper["note"].split("; ")
             if part and not part.startswith("metrics:")
         ]
-    if model in CONVENTION_NOTES and flops is not None:
-        notes.append(CONVENTION_NOTES[model])
+    flops_note = getattr(BACKBONES.get(model), "flops_note", "")
+    if flops_note and flops is not None:
+        notes.append(flops_note)
     gflops = flops / 1e9 if flops is not None else None
     paper_gflops = paper["gflops"] if paper else None
     return {
@@ -274,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(its GFLOPs use another convention: ~1 per multiply-add plus a bias quirk).",
     )
     parser.add_argument("--models", nargs="+", metavar="NAME",
-                        help=f"registry names (default: all but {', '.join(EXCLUDED)})")
+                        help="registry names (default: every network with attention sites)")
     parser.add_argument("--attention", nargs="+", default=list(ATTENTIONS), metavar="NAME",
                         help="attention names (default: original bam)")
     parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), metavar="S")

@@ -16,6 +16,14 @@ from pathlib import Path
 
 from lit_sisr.checkpoint_io import atomic_write_text
 
+# The names of what a run folder holds, defined here only.
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "test_results.csv"
+SUMMARY_FILE = "test_summary.json"
+DONE_FILE = "done.json"
+CHECKPOINTS_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
 RESULT_FIELDS = ("set", "scale", "image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
 
 
@@ -51,7 +59,7 @@ def write_config(folder: str | Path, config: dict) -> Path:
     """``config.yaml``: the resolved configuration of the run, as plain YAML."""
     from omegaconf import OmegaConf
 
-    path = Path(folder) / "config.yaml"
+    path = Path(folder) / CONFIG_FILE
     atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(config)))
     return path
 
@@ -64,7 +72,7 @@ def write_results(folder: str | Path, rows: list[dict]) -> dict[str, Path]:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items() if k in RESULT_FIELDS})
-    paths = {"per_image": folder / "test_results.csv", "summary": folder / "test_summary.json"}
+    paths = {"per_image": folder / RESULTS_FILE, "summary": folder / SUMMARY_FILE}
     atomic_write_text(paths["per_image"], buf.getvalue())
     atomic_write_text(paths["summary"], json.dumps(summarize(rows), indent=1) + "\n")
     return paths

@@ -17,9 +17,11 @@ from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig
 
+from lit_sisr.outputs import CHECKPOINTS_DIR, DONE_FILE, RESULTS_FILE, SUMMARY_FILE
+
 EXIT_USER_ERROR = 2
 # What makes a run folder worth keeping after a failure: anything a finished or resumable run wrote.
-RESULTS = ("checkpoints", "done.json", "test_results.csv", "test_summary.json")
+RESULTS = (CHECKPOINTS_DIR, DONE_FILE, RESULTS_FILE, SUMMARY_FILE)
 
 
 class ConfigError(ValueError):
@@ -30,14 +32,20 @@ def check_run_config(cfg: DictConfig) -> None:
     """Refuse a model, attention, scale or protocol that cannot work, before anything is built:
     ``scale`` must be one of the scales the model's class declares (``scales``, see
     :mod:`lit_sisr.backbones`), ``protocol`` one of :data:`lit_sisr.protocols.PROTOCOLS`."""
-    from lit_sisr.attention import attention_names
+    from lit_sisr.attention import attention_names, import_attention
     from lit_sisr.backbones import BACKBONES
 
     model = cfg.model.get("name") if cfg.get("model") is not None else None
     if model is not None and model not in BACKBONES:
         raise ConfigError(f"model={model} is unknown; expected one of: {', '.join(BACKBONES.names())}")
     attention = cfg.attention.get("name") if cfg.get("attention") is not None else None
-    if attention is not None and attention not in attention_names():
+    class_path = cfg.attention.get("class_path") if cfg.get("attention") is not None else None
+    if class_path:  # the user's own module: it must import and take channels first
+        try:
+            import_attention(class_path)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    elif attention is not None and attention not in attention_names():
         raise ConfigError(f"attention={attention} is unknown; expected one of: {', '.join(attention_names())}")
     if model is not None:
         scales = list(getattr(BACKBONES.get(model), "scales", (2, 3, 4)))

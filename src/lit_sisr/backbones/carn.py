@@ -135,6 +135,8 @@ class CARN(Cascade):
     """
 
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16)
     # CARN-M: efficient residual units, one per block re-used at each of its three steps.
     mobile = False
 
@@ -198,3 +200,5 @@ class CARNM(CARN):
     """
 
     mobile = True
+    #: Why our FLOPs differ from the paper's more than its counting convention explains.
+    flops_note = "paper counts the re-used residual unit once per block, we count every call"

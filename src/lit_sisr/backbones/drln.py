@@ -81,6 +81,8 @@ def relu_upsampler(scale: int, channels: int) -> nn.Sequential:
 @register_backbone("drln")
 class DRLN(MeanShiftedSR):
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16, group_sizes=(2, 2), group_input_blocks=(3,))
 
     def __init__(
         self,

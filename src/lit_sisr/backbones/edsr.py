@@ -34,6 +34,8 @@ class EDSR(EDSRSkeleton):
     """The EDSR skeleton with ``n_resblocks`` residual blocks; BAM on the body output."""
 
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_resblocks=2, n_feats=16)
 
     def __init__(
         self,

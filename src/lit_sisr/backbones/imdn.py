@@ -46,6 +46,8 @@ class IMDB(nn.Module):
 @register_backbone("imdn")
 class IMDN(nn.Module):
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16, n_blocks=2)
 
     def __init__(self, scale: int, attention=None, n_feats: int = 64, n_blocks: int = 6) -> None:
         super().__init__()

@@ -44,6 +44,8 @@ class MSRB(nn.Module):
 @register_backbone("msrn")
 class MSRN(MeanShiftedSR):
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16, n_blocks=2)
 
     def __init__(
         self,

@@ -59,6 +59,8 @@ class RCAN(EDSRSkeleton):
     RCABs; the skeleton's site on the body output gets none (an identity, no parameters)."""
 
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_resgroups=2, n_resblocks=2, n_feats=16)
 
     def __init__(
         self,

@@ -42,6 +42,8 @@ class FusionResBlock(ResBlock):
 @register_backbone("slwsr32")
 class SLWSR(MeanShiftedSR):
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16)
 
     def __init__(self, scale: int, attention=None, n_feats: int = 32, mean_shift: bool = True) -> None:
         super().__init__(scale, mean_shift)
