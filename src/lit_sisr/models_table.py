@@ -77,6 +77,12 @@ def paper_overrides(model: str, scale: int) -> dict[str, Any]:
     return dict(getattr(BACKBONES.get(model), "paper_overrides", {}).get(scale, {}))
 
 
+def attention_factory(spec: str) -> AttentionFactory:
+    """``bam`` (a registered name) or ``NAME=module.Class`` (a module outside the package)."""
+    name, _, class_path = spec.partition("=")
+    return AttentionFactory(name, class_path=class_path or None)
+
+
 def count_flops(net: nn.Module, x: torch.Tensor) -> int:
     """FLOPs of ``net(x)`` per ``torch.utils.flop_counter`` (2 per multiply-add, every call)."""
     counter = FlopCounterMode(display=False)
@@ -168,8 +174,10 @@ def rows(
 def _row(
     model: str, attention: str, scale: int, options: dict[str, Any], lr_size: tuple[int, int]
 ) -> dict[str, Any]:
+    factory = attention_factory(attention)
+
     def build() -> nn.Module:
-        return build_backbone(model, scale, AttentionFactory(attention), **options)
+        return build_backbone(model, scale, factory, **options)
 
     notes = []
     params = flops = None
@@ -194,7 +202,7 @@ def _row(
     paper_gflops = paper["gflops"] if paper else None
     return {
         "model": model,
-        "attention": attention,
+        "attention": factory.name,
         "scale": scale,
         "options": options,
         "params": params,
@@ -275,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", metavar="NAME",
                         help="registry names (default: every network with attention sites)")
     parser.add_argument("--attention", nargs="+", default=list(ATTENTIONS), metavar="NAME",
-                        help="attention names (default: original bam)")
+                        help="attention names, or NAME=module.Class for your own (default: original bam)")
     parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), metavar="S")
     parser.add_argument("--ablation", action="store_true",
                         help="add IMDN with the paper's Table 3 ablation attention modules")
@@ -294,9 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # unknown names fail before any counting, listing the valid ones
         for name in args.models or []:
             BACKBONES.get(name)
-        for name in args.attention:
-            AttentionFactory(name)
-    except KeyError as error:
+        for spec in args.attention:
+            attention_factory(spec)
+    except (KeyError, ValueError) as error:
         parser.error(error.args[0])
     table_rows = rows(
         args.models, args.attention, args.scales, ablation=args.ablation,

@@ -42,7 +42,7 @@ from lit_sisr.outputs import RESULTS_FILE as RESULTS
 
 DEFAULT_PROTOCOL = "standard"
 OFFICIAL = "authors' weights"
-_NOT_OPTIONS = {"_target_", "name", "scale", "attention"}
+_NOT_OPTIONS = {"_target_", "name", "scale", "attention", "class_path"}
 
 
 @dataclass
