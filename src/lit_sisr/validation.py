@@ -36,7 +36,7 @@ def check_run_config(cfg: DictConfig) -> None:
     from lit_sisr.backbones import BACKBONES
 
     model = cfg.model.get("name") if cfg.get("model") is not None else None
-    if model is not None and model not in BACKBONES:
+    if model is not None and not cfg.model.get("class_path") and model not in BACKBONES:
         raise ConfigError(f"model={model} is unknown; expected one of: {', '.join(BACKBONES.names())}")
     attention = cfg.attention.get("name") if cfg.get("attention") is not None else None
     class_path = cfg.attention.get("class_path") if cfg.get("attention") is not None else None
@@ -47,7 +47,7 @@ def check_run_config(cfg: DictConfig) -> None:
             raise ConfigError(str(error)) from None
     elif attention is not None and attention not in attention_names():
         raise ConfigError(f"attention={attention} is unknown; expected one of: {', '.join(attention_names())}")
-    if model is not None:
+    if model is not None and model in BACKBONES:
         scales = list(getattr(BACKBONES.get(model), "scales", (2, 3, 4)))
         scale = cfg.get("scale")
         if isinstance(scale, bool) or not isinstance(scale, int):

@@ -35,10 +35,17 @@ def register_backbone(name: str):
 
 def build_backbone(
     name: str, scale: int, attention: "AttentionFactory | str | None" = None, *, tiny: bool = False,
-    **options: Any,
+    class_path: str | None = None, **options: Any,
 ) -> nn.Module:
     """Build network ``name`` for ``scale`` with ``attention`` at its attention sites; ``tiny``
-    replaces ``options`` with the ones the network declares in ``tiny``."""
+    replaces ``options`` with the ones the network declares in ``tiny``. ``class_path``
+    (``my_module.MyNet``) names a network outside the package, registered under ``name``."""
+    if class_path is not None and name not in BACKBONES:
+        module_name, _, class_name = class_path.rpartition(".")
+        cls = getattr(importlib.import_module(module_name), class_name, None) if module_name else None
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ValueError(f"model class_path={class_path!r}: expected 'module.ClassName' of an nn.Module")
+        register_backbone(name)(cls)
     cls = BACKBONES.get(name)
     scales = getattr(cls, "scales", (2, 3, 4))
     if scale not in scales:
