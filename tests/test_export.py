@@ -10,7 +10,7 @@ from lit_sisr.attention import attention_names
 from lit_sisr.backbones import BACKBONES, build_backbone, native_attention
 from lit_sisr.export import ExportError, export_checked, load_exported, main
 from lit_sisr.validation import ConfigError
-from test_predict import lit_checkpoint, tiny_edsr
+from helpers import lit_checkpoint, tiny_edsr
 
 pytest.importorskip("onnxruntime", reason="ONNX checks run the export with onnxruntime")
 
