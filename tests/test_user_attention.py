@@ -9,6 +9,7 @@ size, one multirun), ``eval.py`` on a checkpoint, the models table, the exact-ti
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -89,7 +90,9 @@ def test_every_network_trains_and_tests_with_the_users_attention(sweep: Path) ->
         saved = OmegaConf.load(run / "config.yaml")
         assert saved.attention.class_path == "toy_attention.ToyAttention"
         rows = list(csv.DictReader((run / "test_results.csv").open()))
-        assert len(rows) == 2 and all(float(r["psnr"]) > 10 for r in rows), model
+        # Both demo test photos scored (2 training steps: the figures only have to be real numbers).
+        assert sorted(r["image"] for r in rows) == ["camera", "chelsea"], model
+        assert all(math.isfinite(float(r["psnr"])) and float(r["bicubic_psnr"]) > 20 for r in rows), model
         # The toy module sits at the network's sites: two parameter tensors of `channels` each.
         net = hydra.utils.instantiate(saved.model)
         sites = [m for m in net.modules() if type(m).__name__ == "ToyAttention"]
