@@ -4,18 +4,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import lit_checkpoint, tiny_edsr
 from torch import nn
 
 from lit_sisr.attention import attention_names
-from lit_sisr.backbones import build_backbone
-from lit_sisr.export import ExportError, export_checked, load_exported, main
+from lit_sisr.backbones import BACKBONES, build_backbone, native_attention
 from lit_sisr.errors import ConfigError
-from test_inference import TINY
-from test_predict import lit_checkpoint, tiny_edsr
+from lit_sisr.export import ExportError, export_checked, load_exported, main
 
 pytest.importorskip("onnxruntime", reason="ONNX checks run the export with onnxruntime")
 
-BACKBONE_CASES = [(name, attention) for name in sorted(TINY) if name != "bicubic" for attention in ("original", "bam")]
+BACKBONE_CASES = [(name, attention) for name in BACKBONES.names() if native_attention(name)
+                  for attention in ("original", "bam")]
 # Every attention on the smallest backbone (original and bam are covered above).
 ATTENTION_CASES = [("edsr", a) for a in attention_names() if a not in ("original", "bam")]
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 def test_both_formats_match_eager_on_two_sizes(tmp_path, name, attention):
     torch.manual_seed(0)
     scale = 4 if name == "pan" else 3  # PAN x4: two nearest-upsampling stages
-    net = build_backbone(name, scale, attention, **TINY[name]).eval()
+    net = build_backbone(name, scale, attention, tiny=True).eval()
     for fmt in ("torchscript", "onnx"):
         # 16 x 16, then batch 2 at 11 x 25: batch, H and W are free in both formats.
         assert export_checked(net, tmp_path / f"net.{fmt}", fmt, sample=16) < 1e-4

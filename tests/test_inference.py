@@ -8,37 +8,25 @@ import pytest
 import torch
 from torch import nn
 
-from lit_sisr.attention import attention_names
-from lit_sisr.backbones import BACKBONES, build_backbone
+from lit_sisr.attention import ATTENTION, is_local
+from lit_sisr.backbones import BACKBONES, build_backbone, native_attention
 from lit_sisr.data.io import read_image, to_float
 from lit_sisr.inference import (
-    DIHEDRAL, GLOBAL_CONTEXT_ATTENTION, LOCAL_ATTENTION, Inference, NotTileableError, orient,
+    DIHEDRAL, Inference, NotTileableError, orient,
     receptive_radius, self_ensemble, tiled_forward,
 )
 from lit_sisr.metrics import psnr_y
 from refdata import BENCHMARK, WEIGHTS, authors_net, need
 
-# Tiny configurations per backbone, the ``SMALL`` ones of tests/backbones/test_<name>.py.
-TINY = {
-    "awsrn": dict(n_blocks=1, n_awru=2, n_feats=16, block_feats=32, kernel_sizes=(3, 5)),
-    "bicubic": {},
-    "carn": {"n_feats": 16},
-    "carn_m": {"n_feats": 16},
-    "drln": dict(n_feats=16, group_sizes=[2, 2], group_input_blocks=[3]),
-    "edsr": {"n_resblocks": 2, "n_feats": 16},
-    "imdn": {"n_feats": 16, "n_blocks": 2},
-    "msrn": {"n_feats": 16, "n_blocks": 2},
-    "oisr_lf": dict(n_blocks=1, n_feats=16),
-    "oisr_lf_s": dict(n_blocks=1, n_feats=16),
-    "pan": {"n_feats": 8, "n_up_feats": 16, "n_blocks": 2},
-    "rcan": dict(n_resgroups=2, n_resblocks=2, n_feats=16),
-    "slwsr32": {"n_feats": 16},
-}
-# Networks whose own attention (``original``) pools globally; every other one's is local.
-GLOBAL_ORIGINAL = {"rcan": "ca", "imdn": "cca", "drln": "la"}
+# Attention modules by their declaration: local ones tile exactly, every other one pools globally.
+LOCAL_ATTENTION = sorted(n for n in ATTENTION.names() if is_local(ATTENTION.get(n)))
+GLOBAL_ATTENTION = sorted(n for n in ATTENTION.names() if not is_local(ATTENTION.get(n)))
+# Networks by the native attention they build at their sites (``original``).
+WITH_SITES = [n for n in BACKBONES.names() if native_attention(n)]
+GLOBAL_ORIGINAL = {n: native_attention(n)[0] for n in WITH_SITES if native_attention(n)[0] in GLOBAL_ATTENTION}
 # Every backbone with attention=none, and with original where that is local.
-LOCAL_CONFIGS = [(name, "none") for name in sorted(TINY) if name != "bicubic"] + [
-    (name, "original") for name in sorted(TINY) if name not in GLOBAL_ORIGINAL
+LOCAL_CONFIGS = [(name, "none") for name in WITH_SITES] + [
+    (name, "original") for name in BACKBONES.names() if name not in GLOBAL_ORIGINAL
 ]
 # How far the bound may exceed the exact reach: parallel branches (AWSRN's multi-kernel tail,
 # MSRN's 3x3/5x5 pairs, DRLN's dense units) and PAN's bilinear skip, counted in series.
@@ -50,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def tiny(name: str, attention: str = "none", scale: int = 2, **options) -> nn.Module:
     torch.manual_seed(0)
-    return build_backbone(name, scale, attention, **{**TINY[name], **options}).eval()
+    return build_backbone(name, scale, attention, **{**BACKBONES.get(name).tiny, **options}).eval()
 
 
 def exact_reach(net: nn.Module, bound: int, scale: int) -> int:
@@ -70,14 +58,14 @@ def exact_reach(net: nn.Module, bound: int, scale: int) -> int:
     return max(centre - int(reached.min()), int(reached.max()) - centre)
 
 
-def test_every_attention_is_classified_local_or_global():
-    assert set(attention_names()) - {"original"} == LOCAL_ATTENTION | set(GLOBAL_CONTEXT_ATTENTION)
-    assert not LOCAL_ATTENTION & set(GLOBAL_CONTEXT_ATTENTION)
-    assert set(TINY) == set(BACKBONES.names())
+def test_attention_declarations_classify_the_paper_modules():
+    # What the tiler is told: the spatial gates, PA and none are local; every channel gate pools.
+    assert LOCAL_ATTENTION == ["msam", "msam_star", "none", "pa"]
+    assert GLOBAL_ORIGINAL == {"drln": "la", "imdn": "cca", "rcan": "ca"}
 
 
 @pytest.mark.parametrize("scale", [2, 4])
-@pytest.mark.parametrize("name", sorted(set(TINY) - {"bicubic"}))
+@pytest.mark.parametrize("name", WITH_SITES)
 def test_receptive_radius_covers_the_exact_reach(name, scale):
     net = tiny(name, scale=scale)
     bound = receptive_radius(net)
@@ -102,7 +90,7 @@ def test_tiled_equals_whole_image_for_local_networks(name, attention):
     assert (tiled - whole).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("attention", sorted(LOCAL_ATTENTION))
+@pytest.mark.parametrize("attention", LOCAL_ATTENTION)
 def test_tiled_equals_whole_image_for_every_local_attention(attention):
     net = tiny("edsr", attention)
     lr = torch.rand(1, 3, 26, 30)
@@ -134,7 +122,7 @@ def test_tiles_bound_what_the_network_sees():
     assert max(max(s) for s in seen) == 16 + 2 * radius < 45
 
 
-@pytest.mark.parametrize("attention", sorted(GLOBAL_CONTEXT_ATTENTION))
+@pytest.mark.parametrize("attention", GLOBAL_ATTENTION)
 def test_global_pooling_attention_refuses_exact_tiling_and_warns_when_approximate(attention):
     # 64 features: 4 hidden units in the channel MLPs (with 16, the single ReLU unit can be dead).
     net = tiny("edsr", attention, n_feats=64)

@@ -25,7 +25,7 @@ from lit_sisr.models_table import (
     rows,
     write_csv,
 )
-from lit_sisr.paper import BENCHMARKS, load_paper_table, paper_row
+from lit_sisr.paper import BENCHMARKS, ablation_order, load_paper_table, paper_row
 
 
 def conv_macs(net: nn.Module, lr_size=LR_SIZE) -> int:
@@ -124,9 +124,10 @@ def test_paper_tables_are_package_data_with_typed_rows() -> None:
     assert paper_row("imdn", "original", 2)["params_k"] == 694.4
     assert paper_row("edsr", "cbam", 2) is None
     assert set(imdn) >= {f"{b}_{m}" for b in BENCHMARKS for m in ("psnr", "ssim")}
-    # Table 3's CCA row is IMDN as published, the same numbers as Table 2
-    cca = next(r for r in table3 if r["attention"] == "cca" and r["scale"] == 2)
-    assert (cca["params_k"], cca["gflops"], cca["b100_psnr"]) == (694.4, 70.0, 32.19)
+    # Table 3's CCA row is IMDN as published (``original``), the same numbers as Table 2
+    cca = next(r for r in table3 if r["attention"] == "original" and r["scale"] == 2)
+    assert cca["label"] == "CCA" and (cca["params_k"], cca["gflops"], cca["b100_psnr"]) == (694.4, 70.0, 32.19)
+    assert ablation_order() == ("original", "acam", "acam_star", "msam", "msam_star", "bam", "bam_star", "cbam", "none")
 
 
 def test_known_paper_errors_are_flagged() -> None:
@@ -161,8 +162,7 @@ def test_unflagged_paper_params_equal_the_authors_code() -> None:
         for row in load_paper_table(table):
             if any(word in row["note"] for word in flagged):
                 continue
-            key = (row["model"], "original" if row["attention"] == "cca" else row["attention"],
-                   row["scale"])
+            key = (row["model"], row["attention"], row["scale"])
             assert row["params_k"] == round(exact[key] / 1e3 + 1e-9, 1), (table, key)
             checked += 1
     # Table 2: 75 rows less 13 flagged (MSRN/RCAN/OISR-LF-s x4 x 2, DRLN-BAM x2 x 2, OISR-LF x 3,

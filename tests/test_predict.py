@@ -9,18 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import lit_checkpoint, tiny_edsr
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from lit_sisr.backbones import build_backbone
 from lit_sisr.data.io import ImageError
+from lit_sisr.errors import ConfigError
 from lit_sisr.inference import self_ensemble
 from lit_sisr.predict_cli import LUMA, predict, to_levels
 from lit_sisr.resize import imresize
-from lit_sisr.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-EDSR = {"n_resblocks": 2, "n_feats": 16}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -29,21 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 def config(*overrides: str):
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         return compose("predict", overrides=list(overrides))
-
-
-def tiny_edsr(attention: str = "none", **options) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_backbone("edsr", 2, attention, **EDSR, **options).eval()
-
-
-def lit_checkpoint(path: Path, net: torch.nn.Module, attention: str = "none") -> Path:
-    """A lit-sisr checkpoint as training writes it: ``net.``-prefixed weights and the run config."""
-    model = {"_target_": "lit_sisr.backbones.build_backbone", "name": "edsr", "scale": 2,
-             "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": attention}, **EDSR}
-    config = {"model": model, "attention": {"name": attention}, "scale": 2}
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "hyper_parameters": {"config": config}}, path)
-    return path
 
 
 def save(path: Path, array: np.ndarray, mode: str) -> Path:

@@ -16,7 +16,7 @@ from PIL import Image
 from lit_sisr.report import cli
 from lit_sisr.report.runs import discover
 from lit_sisr.report.stats import bootstrap_ci, difference_matrix, mean_std, paired_comparison, verdict
-from lit_sisr.report.tables import Settings, build_report
+from lit_sisr.report import Settings, build_report
 
 N_BOOT = 2000
 
@@ -309,3 +309,19 @@ def test_self_ensemble_and_approximate_tiles_get_their_own_protocol(tmp_path: Pa
         OmegaConf.save(cfg, folder / "config.yaml")
     assert [load_run(f).protocol for f in (plain, ens, tiles, exact)] == [
         "standard", "standard + self-ensemble x8", "standard + approximate tiles", "standard"]
+
+
+def test_headers_print_the_interval_level_asked_for(runs_root: Path) -> None:
+    from lit_sisr.report.writers import markdown_report, markdown_table
+
+    report90 = build_report(discover([runs_root]), Settings(n_boot=200, seed=0, level=0.9, complexity=False))
+    table3 = _table(report90, "table3_standard")
+    text = markdown_table(table3, report90.settings) + markdown_report(report90)
+    assert "Δ PSNR vs original [90% CI]" in text and "| 90% CI |" in text and "95%" not in text
+
+
+def test_bam_paper_tables_describe_their_protocol(tmp_path: Path) -> None:
+    write_run(tmp_path, "imdn-bam-x2-seed1", "imdn", "bam", 2, 1, {"Set5": [(34.0, 0.93)] * 3}, protocol="bam_paper")
+    (table,) = build_report(discover([tmp_path]), Settings(n_boot=50, complexity=False)).tables
+    assert "no description" not in table.protocol_line
+    assert "PIL-bicubic resized (not cropped)" in table.protocol_line

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from lit_sisr.errors import UserError
+from lit_sisr.outputs import CHECKPOINTS_DIR, DONE_FILE, RESULTS_FILE, SUMMARY_FILE
 
 EXIT_USER_ERROR = 2
 # What makes a run folder worth keeping after a failure: anything a finished or resumable run wrote.
-RESULTS = ("checkpoints", "done.json", "test_results.csv", "test_summary.json")
+RESULTS = (CHECKPOINTS_DIR, DONE_FILE, RESULTS_FILE, SUMMARY_FILE)
 
 
 def one_line(message: str) -> str:

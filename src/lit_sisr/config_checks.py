@@ -120,14 +120,26 @@ def folder_path(value: Any, launch: Launch) -> str | None:
 # -- model, attention, scale, protocol --------------------------------------------------------
 
 def known_model(value: Any, launch: Launch) -> str | None:
+    """A registered network, or any name for a network given by ``model.class_path``."""
     from lit_sisr.backbones import BACKBONES
 
+    if launch.get("model.class_path"):
+        return None
     return None if value in BACKBONES else f" is unknown; expected one of: {', '.join(BACKBONES.names())}"
 
 
 def known_attention(value: Any, launch: Launch) -> str | None:
-    from lit_sisr.attention import attention_names
+    """A registered module or ``original``; with ``attention.class_path`` (the user's own module,
+    README "Add your own attention") the class must import and take ``channels`` first."""
+    from lit_sisr.attention import attention_names, import_attention
 
+    class_path = launch.get("attention.class_path")
+    if class_path:
+        try:
+            import_attention(class_path)
+        except ValueError as error:
+            return f": {error}"
+        return None
     return None if value in attention_names() else f" is unknown; expected one of: {', '.join(attention_names())}"
 
 

@@ -16,8 +16,9 @@ on the LR pixels within its receptive radius (:func:`receptive_radius`); with ``
 least that radius every kept output pixel sees exactly the input it sees in whole-image
 inference (at the image border the tile border *is* the image border, so the network's own zero
 padding is the same), and the tiled output equals the whole-image output up to float rounding.
-Attention that pools over the whole feature map (channel attention from a global average or max:
-BAM, ACAM, CBAM, RCAN's CA, IMDN's CCA, DRLN's LA) makes every output pixel depend on the whole
+Attention that pools over the whole feature map (every registered module that does not declare
+itself ``local``, see :mod:`lit_sisr.attention`: BAM, ACAM, CBAM, RCAN's CA, IMDN's CCA, DRLN's
+LA, and any user module that says nothing) makes every output pixel depend on the whole
 image: no overlap makes tiling exact. Such networks are refused by default
 (:class:`NotTileableError`); ``exact=False`` tiles them anyway, with a warning, as an
 approximation (each tile pools over its own padded region).
@@ -34,36 +35,11 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import nn
 
-from lit_sisr.attention import ATTENTION
+from lit_sisr.attention import ATTENTION, global_context, is_local
 from lit_sisr.backbones import BACKBONES
 from lit_sisr.errors import UserError
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-
-#: Attention modules whose output at a pixel depends on a global pooling of the whole feature map.
-GLOBAL_CONTEXT_ATTENTION: dict[str, str] = {
-    "bam": "channel gate on a global average pool",
-    "bam_star": "channel gate on global average and max pools",
-    "acam": "channel gate on a global average pool",
-    "acam_star": "channel gate on global average and max pools",
-    "cbam": "channel gate on global average and max pools",
-    "ca": "RCAN channel attention on a global average pool",
-    "cca": "IMDN contrast channel attention on the global mean and standard deviation",
-    "la": "DRLN Laplacian attention on a global average pool",
-}
-#: Attention modules that are spatially local: identity, 1x1 pixel attention, and the spatial
-#: gates (a 7x7 conv over per-pixel channel poolings), whose reach the conv hooks count.
-LOCAL_ATTENTION = frozenset({"none", "pa", "msam", "msam_star"})
-
-#: LR reach of spatial operations that are functions, not ``nn.Conv2d`` modules, so the conv
-#: hooks of :func:`receptive_radius` do not see them (keyed by backbone name).
-FUNCTIONAL_REACH: dict[str, int] = {
-    # PAN adds a bilinear upsampling of the input: an HR pixel reads the 2 nearest LR pixels.
-    "pan": 1,
-    # MATLAB bicubic: 4 taps, 2 LR pixels either side of the sample position.
-    "bicubic": 2,
-}
-
 
 class NotTileableError(UserError, ValueError):
     """Tiled inference was asked to be exact for a network that cannot be tiled exactly."""
@@ -78,15 +54,14 @@ def backbone_name(net: nn.Module) -> str:
 
 
 def global_context_sites(net: nn.Module) -> list[str]:
-    """``"<module path> (<attention name>: why)"`` for every module of ``net`` whose output at a
-    pixel depends on the whole feature map (see :data:`GLOBAL_CONTEXT_ATTENTION`), plus any
-    adaptive pooling layer."""
-    classes = {ATTENTION.get(name): name for name in GLOBAL_CONTEXT_ATTENTION}
+    """``"<module path> (<attention name>: why)"`` for every attention module of ``net`` that does
+    not declare itself local (:func:`lit_sisr.attention.is_local`), plus any adaptive pooling layer."""
+    names = {ATTENTION.get(name): name for name in ATTENTION.names()}
     sites = []
     for path, module in net.named_modules():
-        name = classes.get(type(module))
-        if name is not None:
-            sites.append(f"{path or '<net>'} ({name}: {GLOBAL_CONTEXT_ATTENTION[name]})")
+        name = names.get(type(module))
+        if name is not None and not is_local(type(module)):
+            sites.append(f"{path or '<net>'} ({name}: {global_context(type(module))})")
         elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
             sites.append(f"{path} ({type(module).__name__})")
     return sites
@@ -107,8 +82,8 @@ def receptive_radius(net: nn.Module, probe_size: int = 12) -> int:
     pixels. Any dependency path from an output pixel to an input pixel goes through some of these
     calls, one after another, so its reach is at most the sum over all calls: R is the ceiling of
     that sum (ceil, because HR pixels of one LR pixel share its position: a reach of b HR pixels
-    is ceil(b / f) LR pixels), plus :data:`FUNCTIONAL_REACH` for spatial operations that are not
-    conv modules. Pointwise operations (activations, 1x1 convs, products, sums, concatenations,
+    is ceil(b / f) LR pixels), plus the backbone's declared ``functional_reach`` for spatial operations that
+    are not conv modules (class attribute, 0 when absent). Pointwise operations (activations, 1x1 convs, products, sums, concatenations,
     pixel shuffle, nearest upsampling by an integer factor) reach nothing. Convs on 1x1 maps act
     after a global pooling and are skipped. The bound is tight for chains of convs and loose
     where branches run in parallel (MSRN's 3x3/5x5 pairs): tiling stays exact, only the overlap
@@ -147,7 +122,7 @@ def receptive_radius(net: nn.Module, probe_size: int = 12) -> int:
         net.train(was_training)
         for hook in hooks:
             hook.remove()
-    radius = math.ceil(reach) + FUNCTIONAL_REACH.get(backbone_name(net), 0)
+    radius = math.ceil(reach) + getattr(type(net), "functional_reach", 0)
     _RADIUS_CACHE[net] = radius
     return radius
 

@@ -1,4 +1,4 @@
-"""The standard SR metric protocol (``shared/spec/protocol.md``), as pure functions.
+"""The standard SR metric protocol (docs/protocol.md), as pure functions.
 
 Per image: the SR output is clamped to [0, 1] and rounded to 8-bit levels; the HR image is
 cropped top-left to the SR size; both are converted to Y of BT.601 exactly as MATLAB's
@@ -16,9 +16,9 @@ convolution kernel on CPU), the separable float64 filter here 6 ms, and the two 
 (``tests/test_metrics.py``). torchmetrics' SSIM does not match (it reflect-pads before filtering: 0.4938 instead of 0.4993
 on B100 101085 x4, and Set5-B100 means 0.0002-0.0019 off the golden table). The Y conversion is
 ours because kornia's ``rgb_to_ycbcr`` is full-range JPEG YCbCr, 1.32 dB off the MATLAB
-convention (ecosystem_notes.md section 5.1).
+convention (docs/protocol.md).
 
-Parity with MATLAB (the golden table in protocol.md, bicubic upscaling of the shared LR files;
+Parity with MATLAB (the golden table in docs/protocol.md, bicubic upscaling of the benchmark LR files;
 ``tests/test_metrics.py``): every cell of Set5/Set14/B100 x2/x3/x4 within 0.0005 dB / 0.00005.
 """
 from __future__ import annotations

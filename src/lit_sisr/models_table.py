@@ -4,11 +4,11 @@ Run ``python -m lit_sisr.models_table`` (``--help`` for the options). Every regi
 except ``bicubic`` is built on the ``meta`` device (shapes only, no weights allocated), its
 parameters are counted with :func:`lit_sisr.backbones.count_parameters` and its FLOPs with
 :class:`torch.utils.flop_counter.FlopCounterMode` on a 1x3x240x360 **LR** input, the input the
-paper's numbers were measured on (shared/spec/bam_reference.md section 4: the output is then
+paper's numbers were measured on (docs/protocol.md: the output is then
 480x720 at x2, 720x1080 at x3, 960x1440 at x4). The paper's printed params/GFLOPs come from
 :mod:`lit_sisr.paper` (our copy of its Table 2 and Table 3), with a note on its known errors.
 
-Counting convention (bam_reference.md section 4). ``torch.utils.flop_counter`` counts
+Counting convention (docs/protocol.md). ``torch.utils.flop_counter`` counts
 **2 FLOPs per multiply-add** of convolutions and matrix products, every time a module runs, and
 nothing else: bias adds, activations, pooling, pixel shuffle, additions and the elementwise
 products of attention are free. The paper's GFLOPs come from a thop-0.0.2x-style hook counter
@@ -42,22 +42,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lit_sisr.attention import AttentionFactory
-from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters
+from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters, native_attention
 from lit_sisr.paper import load_paper_table, paper_row
 
 #: LR input (height, width) of the paper's params/GFLOPs columns.
 LR_SIZE = (240, 360)
 SCALES = (2, 3, 4)
 ATTENTIONS = ("original", "bam")
-#: Networks without parameters or attention sites that the table leaves out by default.
-EXCLUDED = ("bicubic",)
-#: Model options that reproduce a paper row where it differs from our default configuration
-#: (bam_reference.md section 3: the paper's x4 OISR-LF-s row is a 16-block model).
-PAPER_OVERRIDES: dict[tuple[str, int], dict[str, Any]] = {("oisr_lf_s", 4): {"n_blocks": 16}}
-#: Why our FLOPs ratio for a network differs from the usual one (convention, not error).
-CONVENTION_NOTES = {
-    "carn_m": "paper counts the re-used residual unit once per block, we count every call",
-}
 COLUMNS = (
     "model", "attention", "scale", "params_k", "gflops",
     "paper_params_k", "paper_gflops", "ratio", "device", "note",
@@ -72,11 +63,24 @@ HEADERS = {
 def ablation_attentions() -> list[str]:
     """The IMDN ablation modules of the paper's Table 3 beyond ``original`` (CCA) and ``bam``."""
     names = dict.fromkeys(row["attention"] for row in load_paper_table(3))
-    return [name for name in names if name not in ("cca", *ATTENTIONS)]
+    return [name for name in names if name not in ATTENTIONS]
 
 
 def default_models() -> list[str]:
-    return [name for name in BACKBONES.names() if name not in EXCLUDED]
+    """Every registered network with attention sites (``bicubic`` has none: nothing to compare)."""
+    return [name for name in BACKBONES.names() if native_attention(name)]
+
+
+def paper_overrides(model: str, scale: int) -> dict[str, Any]:
+    """Options that reproduce the paper's row, as the network declares (``paper_overrides``);
+    the paper's x4 OISR-LF-s row is a 16-block model."""
+    return dict(getattr(BACKBONES.get(model), "paper_overrides", {}).get(scale, {}))
+
+
+def attention_factory(spec: str) -> AttentionFactory:
+    """``bam`` (a registered name) or ``NAME=module.Class`` (a module outside the package)."""
+    name, _, class_path = spec.partition("=")
+    return AttentionFactory(name, class_path=class_path or None)
 
 
 def count_flops(net: nn.Module, x: torch.Tensor) -> int:
@@ -144,7 +148,7 @@ def rows(
 
     ``models`` defaults to every registered backbone except ``bicubic``; scales a network does not
     support are skipped. ``ablation`` adds the paper's Table 3 attention modules for ``imdn``.
-    ``paper_config`` applies :data:`PAPER_OVERRIDES` (the 16-block OISR-LF-s x4). A network that
+    ``paper_config`` applies :func:`paper_overrides` (the 16-block OISR-LF-s x4). A network that
     fails on every device gives a row with ``gflops=None`` and the error in ``note``.
 
     Keys: see :data:`COLUMNS`, plus ``params`` (exact count), ``flops`` (exact count) and
@@ -162,7 +166,7 @@ def rows(
             for scale in scales:
                 if scale not in getattr(cls, "scales", SCALES):
                     continue
-                options = dict(PAPER_OVERRIDES.get((model, scale), {})) if paper_config else {}
+                options = paper_overrides(model, scale) if paper_config else {}
                 out.append(_row(model, attention, scale, options, lr_size))
     return out
 
@@ -170,8 +174,10 @@ def rows(
 def _row(
     model: str, attention: str, scale: int, options: dict[str, Any], lr_size: tuple[int, int]
 ) -> dict[str, Any]:
+    factory = attention_factory(attention)
+
     def build() -> nn.Module:
-        return build_backbone(model, scale, AttentionFactory(attention), **options)
+        return build_backbone(model, scale, factory, **options)
 
     notes = []
     params = flops = None
@@ -189,13 +195,14 @@ def _row(
             "paper row: " + part for part in paper["note"].split("; ")
             if part and not part.startswith("metrics:")
         ]
-    if model in CONVENTION_NOTES and flops is not None:
-        notes.append(CONVENTION_NOTES[model])
+    flops_note = getattr(BACKBONES.get(model), "flops_note", "")
+    if flops_note and flops is not None:
+        notes.append(flops_note)
     gflops = flops / 1e9 if flops is not None else None
     paper_gflops = paper["gflops"] if paper else None
     return {
         "model": model,
-        "attention": attention,
+        "attention": factory.name,
         "scale": scale,
         "options": options,
         "params": params,
@@ -274,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(its GFLOPs use another convention: ~1 per multiply-add plus a bias quirk).",
     )
     parser.add_argument("--models", nargs="+", metavar="NAME",
-                        help=f"registry names (default: all but {', '.join(EXCLUDED)})")
+                        help="registry names (default: every network with attention sites)")
     parser.add_argument("--attention", nargs="+", default=list(ATTENTIONS), metavar="NAME",
-                        help="attention names (default: original bam)")
+                        help="attention names, or NAME=module.Class for your own (default: original bam)")
     parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), metavar="S")
     parser.add_argument("--ablation", action="store_true",
                         help="add IMDN with the paper's Table 3 ablation attention modules")
@@ -295,9 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # unknown names fail before any counting, listing the valid ones
         for name in args.models or []:
             BACKBONES.get(name)
-        for name in args.attention:
-            AttentionFactory(name)
-    except KeyError as error:
+        for spec in args.attention:
+            attention_factory(spec)
+    except (KeyError, ValueError) as error:
         parser.error(error.args[0])
     table_rows = rows(
         args.models, args.attention, args.scales, ablation=args.ablation,

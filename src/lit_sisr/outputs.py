@@ -19,6 +19,14 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 
 from lit_sisr.checkpoint_io import atomic_write_text
 
+# The names of what a run folder holds, defined here only.
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "test_results.csv"
+SUMMARY_FILE = "test_summary.json"
+DONE_FILE = "done.json"
+CHECKPOINTS_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
 RESULT_FIELDS = ("set", "scale", "image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
 
 
@@ -56,7 +64,7 @@ def write_config(folder: str | Path, config: dict) -> Path:
     from omegaconf import OmegaConf
 
     folder = Path(folder)
-    path = folder / "config.yaml"
+    path = folder / CONFIG_FILE
     text = OmegaConf.to_yaml(OmegaConf.create(config))
     if path.is_file():
         previous = path.read_text()
@@ -98,7 +106,7 @@ def write_results(folder: str | Path, rows: list[dict]) -> dict[str, Path]:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items() if k in RESULT_FIELDS})
-    paths = {"per_image": folder / "test_results.csv", "summary": folder / "test_summary.json"}
+    paths = {"per_image": folder / RESULTS_FILE, "summary": folder / SUMMARY_FILE}
     atomic_write_text(paths["per_image"], buf.getvalue())
     atomic_write_text(paths["summary"], json.dumps(summarize(rows), indent=1) + "\n")
     return paths

@@ -1,12 +1,12 @@
 """Evaluation protocols: how a test pair is made and how an SR output is scored.
 
-``standard`` (``shared/spec/protocol.md``, the SR literature's protocol): HR cropped top-left to a
+``standard`` (docs/protocol.md, the SR literature's protocol): HR cropped top-left to a
 multiple of the scale, LR from the set's stored MATLAB-bicubic files (or the MATLAB-exact
 :mod:`lit_sisr.resize` when a set has none), SR rounded to 8-bit levels, MATLAB ``rgb2ycbcr`` Y,
 ``scale`` pixels shaved, Gaussian SSIM on the valid region (:mod:`lit_sisr.metrics`).
 
 ``bam_paper`` reproduces the BAM authors' evaluation (their ``prepare.py --eval`` and
-``eval_allsize_allnet.py``; bam_reference.md sections 5-6): the HR image is *resized* with PIL
+``eval_allsize_allnet.py``; docs/protocol.md): the HR image is *resized* with PIL
 bicubic to (W//s*s, H//s*s) instead of cropped, which resamples (and smooths) every B100 image;
 LR is a PIL bicubic downscale of that resized HR (the stored LR files are not used); SR is x255 and
 clamped but not rounded; Y = 16 + (64.738 R + 129.057 G + 25.064 B) / 256 on 0..255 values (their
@@ -43,6 +43,8 @@ class Protocol:
     score: Scorer
     # Whether the set's stored LR files are used (False: LR is always made from HR).
     uses_lr_files: bool
+    # One sentence for report headers: how pairs are made and how outputs are scored.
+    description: str = ""
 
 
 # -- standard ---------------------------------------------------------------------------------
@@ -97,8 +99,18 @@ def bam_paper_score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> tuple[tor
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "standard": Protocol("standard", standard_pair, metrics.psnr_ssim_y, uses_lr_files=True),
-    "bam_paper": Protocol("bam_paper", bam_paper_pair, bam_paper_score, uses_lr_files=False),
+    "standard": Protocol(
+        "standard", standard_pair, metrics.psnr_ssim_y, uses_lr_files=True,
+        description="MATLAB-bicubic LR; SR clamped to [0, 1] and rounded to 8 bit; Y of BT.601 "
+        "(MATLAB rgb2ycbcr); `scale` pixels shaved from each border; PSNR/SSIM (Gaussian 11x11, "
+        "sigma 1.5) per image, a set's figure is the mean over its images",
+    ),
+    "bam_paper": Protocol(
+        "bam_paper", bam_paper_pair, bam_paper_score, uses_lr_files=False,
+        description="the BAM authors' evaluation: HR PIL-bicubic resized (not cropped) to a multiple "
+        "of the scale, LR its PIL-bicubic downscale; SR x255 and clamped, not rounded; their Y "
+        "(64.738 R typo); `scale` pixels shaved; PSNR/SSIM per image, mean over the set",
+    ),
 }
 
 

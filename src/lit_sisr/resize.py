@@ -4,8 +4,8 @@ The SR literature makes its LR images with MATLAB, so every benchmark LR file an
 "Bicubic" table row depends on MATLAB's exact arithmetic: a cubic kernel with a = -0.5, widened by
 the scale factor when shrinking (antialiasing), symmetric boundary handling, rows (H) resized
 first, and -- the detail that makes it bit-exact -- the intermediate stored as uint8 (rounded half
-away from zero and clipped) between the two 1-D passes. ``shared/spec/protocol.md`` and
-``ecosystem_notes.md`` section 5.2 give the derivation; the golden test reproduces all 357 LR
+away from zero and clipped) between the two 1-D passes. docs/protocol.md gives the
+recipe; the golden test reproduces all 357 LR
 files of Set5/Set14/B100 at x2/x3/x4 bit for bit.
 
 PyTorch's antialiased bicubic (``F.interpolate(..., antialias=True)``) uses the same a = -0.5

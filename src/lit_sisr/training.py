@@ -22,7 +22,9 @@ from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
 from lit_sisr.config_checks import check_config
 from lit_sisr.errors import ConfigError  # noqa: F401  (re-exported for callers of check_launch)
-from lit_sisr.outputs import RESULT_FIELDS, RecordConfig, format_table, summarize, write_results
+from lit_sisr.outputs import (
+    CHECKPOINTS_DIR, DONE_FILE, LAST_CHECKPOINT, RESULT_FIELDS, RecordConfig, format_table, summarize, write_results,
+)
 from lit_sisr.run_pictures import picture_paths
 from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights
 
@@ -83,7 +85,6 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
     return datamodule, model, trainer
 
 
-DONE_FILE = "done.json"
 
 
 def _training_target(cfg: DictConfig) -> dict[str, Any]:
@@ -178,7 +179,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     trainable = count_parameters(model.net) > 0
     if trainable:
-        last = output_dir / "checkpoints" / "last.ckpt"
+        last = output_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT
         ckpt_path = str(last) if cfg.get("resume", True) and last.is_file() else None
         if ckpt_path:
             # A checkpoint of another network, width or scale: one line naming it, not a state-dict dump.

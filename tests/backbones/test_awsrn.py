@@ -5,32 +5,14 @@ Full-size parameter counts of the paper's rows are checked in tests/test_params.
 """
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
-from checks import (ATTENTIONS, SCALES, assert_full_size_forward, assert_site_is_empty_without_attention,
-                    assert_trains)
-from lit_sisr.backbones import build_backbone
+from lit_sisr.backbones import BACKBONES, build_backbone
 from lit_sisr.backbones.awsrn import AWSRN
 from lit_sisr.backbones.common import DIV2K_MEAN
 
-SMALL = dict(n_blocks=1, n_awru=2, n_feats=16, block_feats=32, kernel_sizes=(3, 5))  # CBAM (C // 16) needs 16
-
-
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("attention", ATTENTIONS)
-def test_small_network_trains_with_every_attention(attention: str, scale: int) -> None:
-    net = build_backbone("awsrn", scale, attention, **SMALL)
-    assert_trains(net, scale)
-    assert all(p.requires_grad for p in net.parameters())  # AWSRN freezes nothing: every one got a gradient
-    # AWSRN has no attention of its own: `original` and `none` add nothing at the site.
-    assert_site_is_empty_without_attention(net.att, attention)
-
-
-@pytest.mark.parametrize("scale", SCALES)
-def test_full_size_forward(scale: int) -> None:
-    assert_full_size_forward("awsrn", scale)
+SMALL = BACKBONES.get("awsrn").tiny  # the declared tiny variant
 
 
 def _official_state_dict_keys(n_blocks: int = 4, n_awru: int = 4) -> list[str]:

@@ -1,7 +1,7 @@
 """The Balanced Attention Mechanism family, exactly as the BAM authors coded it.
 
 Reference: BAM paper, Sec. 3 (Eqs. 1, 4-13), and dandingbudanding/BAM ``Blanced_attention.py``
-and ``CBAM.py`` (see ``shared/spec/bam_reference.md`` section 1). Facts that the code fixes and
+and ``CBAM.py`` (see docs/architectures.md). Facts that the code fixes and
 the paper leaves open: the channel MLP is two bias-free 1x1 convs with a PReLU of ``C // r``
 slopes in between; the spatial gate is a bias-free 7x7 conv; BAM multiplies the channel map and
 the spatial map (computed in parallel from the same input) with no residual and no fusion conv.
@@ -78,6 +78,16 @@ class BalancedAttention(nn.Module):
 
     channel_pools: tuple[str, ...] = ("avg",)
     spatial_pools: tuple[str, ...] = ("max",)
+    global_context = "channel gate on a global average pool"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # Local (for tiling) exactly when there is no channel gate: the spatial gate is a 7x7 conv
+        # over per-pixel channel poolings. The poolings are the declaration; this only reads them.
+        super().__init_subclass__(**kwargs)
+        cls.local = not cls.channel_pools
+        pools = " and ".join({"avg": "average", "max": "max"}[p] for p in cls.channel_pools)
+        many = len(cls.channel_pools) > 1
+        cls.global_context = f"channel gate on {'' if many else 'a '}global {pools} pool{'s' if many else ''}"
 
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
         super().__init__()
@@ -151,6 +161,8 @@ class CBAM(nn.Module):
     hard-code the hidden size as C // 16 whatever the network, so CBAM takes ``ratio`` (default
     16) instead of the backbones' ``reduction`` (8 in AWSRN and PAN does not apply to it).
     """
+
+    global_context = "channel gate on global average and max pools"
 
     def __init__(self, channels: int, ratio: int = 16, kernel_size: int = 7) -> None:
         super().__init__()

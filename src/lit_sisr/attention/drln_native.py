@@ -25,6 +25,8 @@ DILATIONS = (3, 5, 7)
 class LaplacianAttention(nn.Module):
     """DRLN ``CALayer``: x * sigma(conv3x3([ReLU(conv3x3_d(avgpool(x))) for d in 3, 5, 7]))."""
 
+    global_context = "DRLN Laplacian attention on a global average pool"
+
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         hidden = channels // reduction

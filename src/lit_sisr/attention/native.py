@@ -17,6 +17,8 @@ from lit_sisr.attention import register_attention
 class NoAttention(nn.Identity):
     """No attention at this site (``attention=none``): an identity with no parameters."""
 
+    local = True
+
     def __init__(self, channels: int) -> None:  # channels kept for the common signature
         super().__init__()
 
@@ -24,6 +26,8 @@ class NoAttention(nn.Identity):
 @register_attention("ca")
 class ChannelAttentionRCAN(nn.Module):
     """RCAN ``CALayer``: sigma(W2 ReLU(W1 avgpool(x) + b1) + b2) * x, 1x1 convs with bias."""
+
+    global_context = "RCAN channel attention on a global average pool"
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
@@ -45,6 +49,8 @@ class ChannelAttentionRCAN(nn.Module):
 @register_attention("cca")
 class ContrastChannelAttention(ChannelAttentionRCAN):
     """IMDN ``CCALayer``: the CA MLP on (per-channel standard deviation + mean)."""
+
+    global_context = "IMDN contrast channel attention on the global mean and standard deviation"
 
     def descriptor(self, x: torch.Tensor) -> torch.Tensor:
         var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)

@@ -18,6 +18,8 @@ from lit_sisr.attention import register_attention
 class PixelAttention(nn.Module):
     """PAN ``PA``: x * sigma(conv1x1(x)); C^2 + C parameters (600 at C = 24)."""
 
+    local = True
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 1)

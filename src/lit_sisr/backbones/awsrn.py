@@ -146,6 +146,8 @@ class AWSRN(nn.Module):
             options={"input_norm": False},
         ),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_blocks=1, n_awru=2, n_feats=16, block_feats=32, kernel_sizes=(3, 5))
 
     def __init__(
         self,

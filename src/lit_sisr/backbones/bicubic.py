@@ -13,6 +13,10 @@ from lit_sisr.resize import bicubic_upscale
 @register_backbone("bicubic")
 class Bicubic(nn.Module):
     scales = (2, 3, 4)
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict()
+    #: LR reach of MATLAB bicubic (4 taps: 2 LR pixels either side), unseen by the tiler's conv hooks.
+    functional_reach = 2
 
     def __init__(self, scale: int, attention=None) -> None:
         super().__init__()

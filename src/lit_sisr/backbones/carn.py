@@ -159,6 +159,8 @@ class CARN(Cascade):
         "official": AuthorsFormat(OFFICIAL_REPOSITORY, convert_official),
         "bam": AuthorsFormat(BAM_REPOSITORY, convert_bam),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16)
     # CARN-M: efficient residual units, one per block re-used at each of its three steps.
     mobile = False
 
@@ -222,3 +224,5 @@ class CARNM(CARN):
         "official": AuthorsFormat(OFFICIAL_REPOSITORY, convert_official, options={"group": 4}),
         "bam": AuthorsFormat(BAM_REPOSITORY, convert_bam, options={"group": 1}),
     }
+    #: Why our FLOPs differ from the paper's more than its counting convention explains.
+    flops_note = "paper counts the re-used residual unit once per block, we count every call"

@@ -111,6 +111,8 @@ class DRLN(MeanShiftedSR):
             BAM_REPOSITORY, rename_keys(*DRLN_RULES, *BAM_MODULE_RULES), options={"rgb_range": 1}, attentions=("bam",)
         ),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16, group_sizes=(2, 2), group_input_blocks=(3,))
 
     def __init__(
         self,

@@ -53,6 +53,8 @@ class EDSR(EDSRSkeleton):
             options={"rgb_range": 1, "res_scale": 1.0, "mean_shift": False},
         ),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_resblocks=2, n_feats=16)
 
     def __init__(
         self,

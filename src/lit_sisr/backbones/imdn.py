@@ -62,6 +62,8 @@ class IMDN(nn.Module):
         "official": AuthorsFormat("Zheng222/IMDN", rename_keys(*_RULES)),
         "bam": AuthorsFormat(BAM_REPOSITORY, rename_keys(*_RULES, *BAM_MODULE_RULES)),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16, n_blocks=2)
 
     def __init__(self, scale: int, attention=None, n_feats: int = 64, n_blocks: int = 6) -> None:
         super().__init__()

@@ -59,6 +59,8 @@ class MSRN(MeanShiftedSR):
             attentions=("bam",),
         ),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16, n_blocks=2)
 
     def __init__(
         self,

@@ -115,6 +115,8 @@ class OISR(EDSRSkeleton):
         ),
         "bam": AuthorsFormat(BAM_REPOSITORY, rename_keys(*BAM_MODULE_RULES), options={"mean_shift": False}),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_blocks=1, n_feats=16)
 
     def __init__(
         self,
@@ -142,6 +144,9 @@ class OISR(EDSRSkeleton):
 @register_backbone("oisr_lf_s")
 class OISRLFs(OISR):
     """OISR-LF-s shape: 8 blocks x 64 features (the BAM paper's x4 row used ``n_blocks=16``)."""
+
+    #: Options that reproduce a paper row where it differs from our defaults, by scale.
+    paper_overrides = {4: {"n_blocks": 16}}
 
     def __init__(self, scale: int, attention=None, n_blocks: int = 8, n_feats: int = 64, **options) -> None:
         super().__init__(scale, attention, n_blocks=n_blocks, n_feats=n_feats, **options)

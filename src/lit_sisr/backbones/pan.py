@@ -95,6 +95,10 @@ class PAN(nn.Module):
         "official": AuthorsFormat("zhaohengyuan1/PAN"),
         "bam": AuthorsFormat(BAM_REPOSITORY, rename_keys(*BAM_MODULE_RULES)),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=8, n_up_feats=16, n_blocks=2)
+    #: LR reach of the bilinear upsampling of the input (a function, unseen by the tiler's conv hooks).
+    functional_reach = 1
 
     def __init__(
         self, scale: int, attention=None, n_feats: int = 40, n_up_feats: int = 24, n_blocks: int = 16

@@ -70,6 +70,8 @@ class RCAN(EDSRSkeleton):
             attentions=("bam",),
         ),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_resgroups=2, n_resblocks=2, n_feats=16)
 
     def __init__(
         self,

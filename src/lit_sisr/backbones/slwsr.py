@@ -81,6 +81,8 @@ class SLWSR(MeanShiftedSR):
             attentions=("bam",),
         ),
     }
+    #: Options of a tiny network for tests and smoke runs (every attention site >= 16 channels).
+    tiny = dict(n_feats=16)
 
     def __init__(
         self, scale: int, attention=None, n_feats: int = 32, mean_shift: bool = True, rgb_range: float = 1.0

@@ -3,13 +3,14 @@
 ``table2.csv`` (control experiments: 12 networks x {original, BAM} x {x2, x3, x4}, plus the
 DRLN-BAM rows fine-tuned on extra data) and ``table3.csv`` (the IMDN attention ablation) are our
 transcription of the paper's values: params in thousands, GFLOPs as printed (the authors'
-thop-style counter on a 1x3x240x360 *LR* input, see shared/spec/bam_reference.md section 4),
+thop-style counter on a 1x3x240x360 *LR* input, see docs/protocol.md),
 and PSNR/SSIM on Set5/Set14/B100 (the paper reports no Urban100/Manga109). Empty cells are values
 the paper does not give. Each row names our registry model (``model``) and attention
 (``attention``: ``original``/``bam`` in Table 2, the attention module's registry name in Table 3,
-``cca`` being IMDN's original), so rows can be matched with ``build_backbone``.
+``original`` being IMDN's own CCA), so rows can be matched with ``build_backbone``. The rows of
+Table 3 are in the paper's order, which :func:`ablation_order` gives the report.
 
-The ``note`` column flags the paper's known errors (bam_reference.md sections 0 and 3): the
+The ``note`` column flags the paper's known errors (docs/architectures.md): the
 MSRN x4 and RCAN x4 rows swap the original and BAM params/GFLOPs, the OISR-LF-s x4 row is a
 16-block model, two GFLOPs cells are truncated rather than rounded, s-LWSR32-BAM x3 Set14
 repeats the x2 value, and where the authors' counter differs from ``sum(p.numel())``. Several
@@ -73,14 +74,13 @@ def paper_row(
     """The paper's row for a registry model/attention/scale, or None if the paper has none.
 
     Table 2 is searched first (``original``/``bam``); other attention names are looked up in
-    Table 3 (the IMDN ablation), where ``original`` IMDN is the ``cca`` row.
+    Table 3 (the IMDN ablation).
     """
     for table in (2, 3):
-        wanted = "cca" if (table == 3 and attention == "original") else attention
         for row in _read(table):
             if (
                 row["model"] == model
-                and row["attention"] == wanted
+                and row["attention"] == attention
                 and row["scale"] == scale
                 and row["extra_data"] == extra_data
             ):
@@ -88,4 +88,9 @@ def paper_row(
     return None
 
 
-__all__ = ["BENCHMARKS", "load_paper_table", "paper_row"]
+def ablation_order() -> tuple[str, ...]:
+    """Attention names in the order of the paper's Table 3 (``original`` first), ``none`` appended."""
+    return (*dict.fromkeys(row["attention"] for row in _read(3)), "none")
+
+
+__all__ = ["BENCHMARKS", "ablation_order", "load_paper_table", "paper_row"]

@@ -10,9 +10,10 @@ from typing import Sequence
 from lit_sisr.checkpoint_io import atomic_write_text
 from lit_sisr.report.runs import discover
 from lit_sisr.report.stats import seed_key
-from lit_sisr.report.tables import (
-    Report, Settings, build_report, csv_rows, latex_table, markdown_report, markdown_table,
-    to_csv, verdict_csv, verdict_rows,
+from lit_sisr.report.assembly import build_report
+from lit_sisr.report.model import Report, Settings, slug
+from lit_sisr.report.writers import (
+    csv_rows, latex_table, markdown_report, markdown_table, to_csv, verdict_csv, verdict_rows,
 )
 
 
@@ -80,7 +81,7 @@ def make_figures(report: Report, out: Path, args: argparse.Namespace) -> tuple[l
 
     written, problems = [], []
     for (protocol, training), tables in F.fig7_groups(report).items():
-        stem = out / "figures" / f"fig7_{_slug(protocol)}_{_slug(training)}"
+        stem = out / "figures" / f"fig7_{slug(protocol)}_{slug(training)}"
         written += [str(p) for p in F.save_figure(F.fig7(tables), stem)]
     if args.crop:
         set_name, image, *box = args.crop
@@ -103,15 +104,9 @@ def make_figures(report: Report, out: Path, args: argparse.Namespace) -> tuple[l
                 continue
             title = (f"{pair.b.label} vs {pair.a.label}, x{table.scale}, seed {seed}, protocol {table.protocol}, "
                      f"{table.training}; PSNR (Y) on the crop")
-            stem = out / "figures" / f"fig5_{table.name}_{_slug(pair.a.label)}_{_slug(crop.name)}"
+            stem = out / "figures" / f"fig5_{table.name}_{slug(pair.a.label)}_{slug(crop.name)}"
             written += [str(p) for p in F.save_figure(F.crop_figure(hr, panels, crop, title), stem)]
     return written, problems
-
-
-def _slug(text: str) -> str:
-    from lit_sisr.report.tables import slug
-
-    return slug(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,8 @@ import numpy as np
 
 from lit_sisr.checkpoint_io import atomic_write_bytes
 from lit_sisr.report.runs import Run
-from lit_sisr.report.tables import Report, Table
+from lit_sisr.report.model import Report, Table
+from lit_sisr.report.writers import level_text
 
 SCALE_COLORS = {2: "#4C72B0", 3: "#DD8452", 4: "#55A868"}
 
@@ -55,11 +56,12 @@ def fig7_groups(report: Report) -> dict[tuple[str, str], list[Table]]:
 
 def fig7(tables: Sequence[Table]):
     """Bars of the mean per-image PSNR gain (BAM − original) per network, one colour per scale,
-    with the 95% bootstrap interval as error bars and the paper's printed gain as a black mark;
+    with the bootstrap interval (at the report's level) as error bars and the paper's printed gain as a black mark;
     one panel per test set. ``tables``: Table 2s of one protocol and training recipe."""
     plt = _pyplot()
     tables = sorted(tables, key=lambda t: t.scale)
     protocol, training = tables[0].protocol, tables[0].training
+    level = next((c.level for t in tables for p in t.pairs for c in p.psnr.values() if c), 0.95)
     networks: list[str] = []
     sets: list[str] = []
     for t in tables:
@@ -104,7 +106,7 @@ def fig7(tables: Sequence[Table]):
     axes[0, 0].legend(handles=handles, fontsize=7, ncol=len(handles), loc="best")
     fig.suptitle(
         f"BAM − original, Y-PSNR (protocol {protocol}; {training})\n"
-        "bars: mean per-image gain; whiskers: 95% bootstrap interval; hatched: within noise; ◆ paper",
+        f"bars: mean per-image gain; whiskers: {level_text(level)} bootstrap interval; hatched: within noise; ◆ paper",
         fontsize=8,
     )
     fig.tight_layout()

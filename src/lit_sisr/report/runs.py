@@ -17,7 +17,8 @@ What identifies a run's table cell (see :class:`Run`):
 - ``training``: where the weights came from: ``"<data.name>, <trainer.max_epochs> epochs"`` for
   our runs, ``"authors' weights"`` for ``eval.py weights=...`` runs. Runs trained differently
   never share a table.
-- ``scale``, ``model``, ``attention`` (IMDN's ``cca`` is its ``original``), the model's options
+- ``scale``, ``model``, ``attention`` (a network's only native module, IMDN's ``cca``, is its
+  ``original``: :func:`lit_sisr.backbones.original_alias`), the model's options
   (``n_feats``, ``n_blocks``, ...) and the attention's options (``reduction``), and ``seed``.
 
 An ``eval.py ckpt=...`` run is identified by the config stored in its checkpoint (the eval
@@ -34,13 +35,14 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG = "config.yaml"
-RESULTS = "test_results.csv"
+from lit_sisr.backbones import original_alias
+from lit_sisr.outputs import CHECKPOINTS_DIR, LAST_CHECKPOINT
+from lit_sisr.outputs import CONFIG_FILE as CONFIG
+from lit_sisr.outputs import RESULTS_FILE as RESULTS
+
 DEFAULT_PROTOCOL = "standard"
 OFFICIAL = "authors' weights"
-#: Attention names that build a network's own module (the paper's Table 3 "CCA" row is IMDN).
-ALIASES = {("imdn", "cca"): "original"}
-_NOT_OPTIONS = {"_target_", "name", "scale", "attention"}
+_NOT_OPTIONS = {"_target_", "name", "scale", "attention", "class_path"}
 
 
 @dataclass
@@ -140,11 +142,11 @@ def _resolve_path(text: str, cfg: DictConfig) -> Path:
 
 def _best_checkpoint(folder: Path) -> Path | None:
     """The checkpoint a train run was tested with: its newest ``best-*.ckpt``, else ``last.ckpt``."""
-    ckpts = folder / "checkpoints"
+    ckpts = folder / CHECKPOINTS_DIR
     best = sorted(ckpts.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
     if best:
         return best[-1]
-    last = ckpts / "last.ckpt"
+    last = ckpts / LAST_CHECKPOINT
     return last if last.is_file() else None
 
 
@@ -187,7 +189,7 @@ def load_run(folder: str | Path, config_path: str | Path | None = None) -> Run:
         attention_node = {"name": attention_node}
     model = str(model_node["name"])
     attention = str(attention_node.get("name", "original"))
-    attention = ALIASES.get((model, attention), attention)
+    attention = original_alias(model, attention)
     scale = _select(identity, "scale", model_node.get("scale"))
     if scale is None:
         raise RunError(f"{config_path}: no scale in the config")
