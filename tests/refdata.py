@@ -31,3 +31,11 @@ def expected_params() -> list[dict]:
     if not path.exists():
         return []
     return json.loads(path.read_text())["rows"]
+
+
+def benchmark_set(name: str, scale: int):
+    """The shared benchmark set ``name`` (EDSR layout) as an ImageSet at ``scale``."""
+    from lit_sisr.data.testsets import named_sets
+
+    (images,) = named_sets([name], str(BENCHMARK), scale)
+    return images

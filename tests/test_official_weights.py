@@ -11,9 +11,9 @@ import csv
 import pytest
 
 from lit_sisr.backbones import build_backbone
-from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
+from lit_sisr.scoring import evaluate_set, mean_metrics
 from lit_sisr.weights import load_official_weights
-from refdata import BENCHMARK, WEIGHTS, need
+from refdata import BENCHMARK, WEIGHTS, benchmark_set, need
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_official_imdn_reproduces_its_published_figures(scale: int) -> None:
     need(BENCHMARK, "benchmark sets")
     net = load_official_weights(build_backbone("imdn", scale, "original"), weights)
     for set_name, (psnr_pub, ssim_pub) in IMDN_PUBLISHED[scale].items():
-        psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
+        psnr, ssim = mean_metrics(evaluate_set(net, benchmark_set(set_name, scale), scale))
         assert psnr == pytest.approx(psnr_pub, abs=0.02), set_name
         assert ssim == pytest.approx(ssim_pub, abs=0.0005), set_name
 
@@ -61,7 +61,7 @@ def test_official_carn_m_reproduces_authors_figures(set_name: str, scale: int) -
     need(BENCHMARK / set_name, f"benchmark {set_name}")
     # One file for every scale: the model built for `scale` runs upsample.up{scale}.
     net = load_official_weights(build_backbone("carn_m", scale, "original", group=4), path)
-    psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
+    psnr, ssim = mean_metrics(evaluate_set(net, benchmark_set(set_name, scale), scale))
     ref_psnr, ref_ssim = CARN_M_REFERENCE[(set_name, scale)]
     assert psnr == pytest.approx(ref_psnr, abs=0.005)
     assert ssim == pytest.approx(ref_ssim, abs=0.0005)
@@ -84,7 +84,7 @@ def test_official_weights_reproduce_every_image_of_the_authors_logs(scale: int, 
     need(BENCHMARK / set_name, f"{set_name} benchmark")
     authors = _authors_psnr_y(scale, set_name)
     net = load_official_weights(build_backbone("pan", scale, "original"), weights)
-    ours = {r.image: r.psnr for r in evaluate_benchmark(net, BENCHMARK, set_name, scale)}
+    ours = {r["image"]: r["psnr"] for r in evaluate_set(net, benchmark_set(set_name, scale), scale)}
     assert sorted(ours) == sorted(authors)
     diff = {img: ours[img] - authors[img] for img in ours}
     off = {img: round(d, 4) for img, d in diff.items() if abs(d) > PAN_TOLERANCE_DB}

@@ -43,6 +43,8 @@ class Protocol:
     score: Scorer
     # Whether the set's stored LR files are used (False: LR is always made from HR).
     uses_lr_files: bool
+    # How LR is made from HR when no stored file is used (the results' ``lr_source``).
+    made_lr: str
 
 
 # -- standard ---------------------------------------------------------------------------------
@@ -97,8 +99,8 @@ def bam_paper_score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> tuple[tor
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "standard": Protocol("standard", standard_pair, metrics.psnr_ssim_y, uses_lr_files=True),
-    "bam_paper": Protocol("bam_paper", bam_paper_pair, bam_paper_score, uses_lr_files=False),
+    "standard": Protocol("standard", standard_pair, metrics.psnr_ssim_y, uses_lr_files=True, made_lr="bicubic"),
+    "bam_paper": Protocol("bam_paper", bam_paper_pair, bam_paper_score, uses_lr_files=False, made_lr="pil_bicubic"),
 }
 
 

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from lit_sisr.data.batch_slots import BatchSlots
 from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches, collate_patches
+from lit_sisr.data.testsets import as_image_sets
 from lit_sisr.data.samplers import EpochSampler, ResumableLoader, training_position
 
 
@@ -39,7 +40,7 @@ class SRDataModule(pl.LightningDataModule):
         scale: int,
         train: ImageSet | dict,
         val: ImageSet | dict,
-        test: Sequence[ImageSet | dict] = (),
+        test: dict | Sequence[ImageSet | dict] = (),
         patch_size: int = 64,
         five_crop: bool = False,
         augment: bool = True,
@@ -56,7 +57,7 @@ class SRDataModule(pl.LightningDataModule):
         super().__init__()
         self.name, self.scale = name, scale
         self.train_set, self.val_set = _image_set(train), _image_set(val)
-        self.test_sets = [_image_set(t) for t in test]
+        self.test_sets = as_image_sets(test, scale)  # a conf/testsets/ option, or ImageSet specs
         self.patch_size, self.five_crop, self.augment, self.repeat = patch_size, five_crop, augment, repeat
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self._prepare = prepare
