@@ -62,7 +62,8 @@ def _find_lr(lr_dir: str, hr: Path, scale: int) -> Path | None:
     return None
 
 
-def _lr_path(lr_dir: str, hr: Path, scale: int) -> Path:
+def lr_file(lr_dir: str, hr: Path, scale: int) -> Path:
+    """The stored LR file of ``hr`` (:func:`_find_lr`); an error naming it when there is none."""
     path = _find_lr(lr_dir, hr, scale)
     if path is None:
         raise ImageError(f"{hr}: no LR image {hr.stem}x{scale}{hr.suffix} in {lr_dir}")
@@ -111,7 +112,7 @@ def load_pair(hr_path: Path, lr_dir: str | None, scale: int, protocol: str = "st
 
 def _read_lr(lr_dir: str, hr_path: Path, hr: torch.Tensor, scale: int) -> torch.Tensor:
     """The stored LR image of ``hr_path``, checked to be HR's size divided by ``scale``."""
-    lr_path = _lr_path(lr_dir, hr_path, scale)
+    lr_path = lr_file(lr_dir, hr_path, scale)
     lr = read_image(lr_path)
     (lh, lw), (hh, hw) = lr.shape[-2:], hr.shape[-2:]
     if not (lh * scale <= hh < (lh + 1) * scale and lw * scale <= hw < (lw + 1) * scale):
@@ -217,7 +218,7 @@ class TrainPatches(Dataset):
         crop = "five-crop " if five_crop else ""
         hr = ([path], f"{crop}hr")
         if lr_dir is not None:
-            return hr, ([path, _lr_path(lr_dir, path, self.scale)], f"lr x{self.scale} lr-file")
+            return hr, ([path, lr_file(lr_dir, path, self.scale)], f"lr x{self.scale} lr-file")
         return hr, ([path], f"{crop}lr x{self.scale} bicubic")
 
     def _decoded(self, entry: _Entry, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
