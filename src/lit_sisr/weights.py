@@ -129,8 +129,8 @@ def load_network(path: str | Path, kind: str = "auto", model: Mapping | None = N
     config = run_config(obj)
     if config is None:
         if kind == "checkpoint" or model is None:
-            raise WeightsError(f"{path}: not a lit-sisr checkpoint (no run config in it); for an authors' file "
-                               "give model=... attention=... scale=... with it")
+            raise WeightsError(f"{path}: no run config in the checkpoint (not a lit-sisr checkpoint); for an authors' "
+                               "file use weights=<file> with model=... attention=... scale=...")
         if check is not None:
             check()
         return _authors_network(model, scale, path, obj)
