@@ -70,7 +70,9 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
     if cfg.get("test", True):
         # Where each test set's LR images come from (stored files, or made from HR: an HR-only set),
         # recorded in config.yaml beside the per-image lr_source column.
-        config["lr_source"] = {s.name: lr_source(s, datamodule.scale, datamodule.protocol) for s in datamodule.test_sets}
+        # (A set whose HR folder is missing is left to the test setup's error, after the training data's.)
+        config["lr_source"] = {s.name: lr_source(s, datamodule.scale, datamodule.protocol)
+                               for s in datamodule.test_sets if Path(s.hr_dir).is_dir()}
     # conf/module/default.yaml: the network, optimizer and scheduler nested in the LightningModule.
     # (``config``, plain data, is given afterwards: instantiate would build every _target_ in it.)
     model = hydra.utils.instantiate(cfg.module, _partial_=True, _convert_="all")(config=config)
