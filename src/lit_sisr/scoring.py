@@ -26,6 +26,8 @@ from lit_sisr.checkpoint_io import atomic_write_bytes
 from lit_sisr.data.datasets import ImageSet, PairedImages
 from lit_sisr.protocols import Protocol, get_protocol
 
+# tqdm's bar with the rate always in images/s (never inverted to s/image on slow machines).
+_BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]"
 # Per-image figures, in the order of the values :func:`score_images` returns.
 METRICS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
 Inference = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -82,7 +84,8 @@ def evaluate_set(net: nn.Module, images: ImageSet, scale: int, protocol: str | P
     data = PairedImages(images, scale, protocol.name, preload=False)
     net = net.eval().to(device)
     rows: list[dict] = []
-    bar = tqdm(range(len(data)), desc=f"{images.name} x{scale}", unit=" images", disable=not progress, leave=True)
+    bar = tqdm(range(len(data)), desc=f"{images.name} x{scale}", unit=" images", disable=not progress, leave=True,
+               bar_format=_BAR)
     for index in bar:
         lr, hr, _ = data[index]
         sr, values = score_images(net, lr[None].to(device), hr[None].to(device), scale, protocol, inference)
