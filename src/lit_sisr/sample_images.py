@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from lit_sisr.backbones.bicubic import Bicubic
 from lit_sisr.metrics import quantize
 
 
@@ -56,7 +57,7 @@ class ValidationSamples(pl.Callback):
             return
         lr, hr, index = batch
         sr = pl_module(lr[:1])
-        bicubic = pl_module.bicubic(lr[:1])
+        bicubic = Bicubic(pl_module.scale)(lr[:1])
         h, w = sr.shape[-2:]
         crops = [centre_crop(x[0], self.crop) for x in (bicubic, sr, hr[..., :h, :w])]
         self._strips.append(side_by_side(crops))

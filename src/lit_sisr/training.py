@@ -75,7 +75,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
                                for s in datamodule.test_sets if Path(s.hr_dir).is_dir()}
     # conf/module/default.yaml: the network, optimizer and scheduler nested in the LightningModule.
     # (``config``, plain data, is given afterwards: instantiate would build every _target_ in it.)
-    model = hydra.utils.instantiate(cfg.module, _partial_=True, _convert_="all")(config=config)
+    model = hydra.utils.instantiate(cfg.module, _partial_=True, _convert_="all")(
+        config=config, test_set_names=[s.name for s in datamodule.test_sets])
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if loggers:
