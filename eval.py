@@ -4,12 +4,15 @@ Bad inputs end with one line ``error: ...`` on stderr, exit status 2 and no new 
 (see train.py and docs/errors.md).
 """
 import hydra
-import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
+import lit_sisr
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lit_sisr.cli_errors import guard_run_folder, run_cli
 from lit_sisr.config_checks import check_eval_config
+
+# The ${lit_sisr.*:} resolvers of conf/ (launch_dir, run_id, eval_run_tag), before Hydra composes.
+lit_sisr.register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

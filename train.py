@@ -6,12 +6,15 @@ folder (lit_sisr.config_checks), and an earlier run's files are never touched by
 its traceback (``HYDRA_FULL_ERROR=1`` or ``LIT_SISR_DEBUG=1`` shows it for every error).
 """
 import hydra
-import lit_sisr  # noqa: F401  (registers the ${lit_sisr.launch_dir:} resolver used by conf/paths)
+import lit_sisr
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lit_sisr.cli_errors import guard_run_folder, run_cli
+
+# The ${lit_sisr.*:} resolvers of conf/ (launch_dir, run_id, eval_run_tag), before Hydra composes.
+lit_sisr.register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

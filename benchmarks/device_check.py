@@ -97,9 +97,9 @@ def run_part(command: list[str], timeout: float, env: dict) -> tuple[str, str]:
 def train_command(variant: str, seed: int, data: Path, logs: Path, steps: int, rehearse: bool) -> list[str]:
     sets = ["Set5"] if rehearse else ["Set5", "Set14", "B100"]
     # HR-only test sets: LR made from HR by the MATLAB-exact bicubic (the standard protocol's LR).
-    tests = ",".join(f"{{name:{s},hr_dir:'{data / 'benchmark' / s / 'HR'}',lr_dir:null}}" for s in sets)
+    tests = [f"data.test.sets=[{','.join(sets)}]", f"data.test.benchmark_dir={data / 'benchmark'}", "data.test.lr_dir=null"]
     args = ["model=imdn", f"attention={variant}", "scale=2", f"seed={seed}", "experiment=t91",
-            f"paths.log_dir={logs}", "task_name=device_check", f"data.test=[{tests}]", "trainer.max_epochs=-1",
+            f"paths.log_dir={logs}", "task_name=device_check", *tests, "trainer.max_epochs=-1",
             f"+trainer.max_steps={steps}", "logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
     if rehearse:
         return args + ["model.n_feats=16", "model.n_blocks=1", "data.patch_size=8", "data.batch_size=4",

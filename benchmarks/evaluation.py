@@ -1,6 +1,6 @@
 """Evaluation wall time of IMDN x4 on Set5 + Set14 + B100, split into decode, model and metric time.
 
-The loop is :func:`lit_sisr.evaluation.evaluate_benchmark`'s (standard protocol: stored LR
+The loop is :func:`lit_sisr.scoring.evaluate_set`'s (standard protocol: stored LR
 files, SR rounded to 8 bits, MATLAB Y, shave, Gaussian SSIM), with a clock around each part:
 ``decode`` (PNG pair to float tensors), ``model`` (the forward under ``no_grad``) and ``metric``
 (PSNR and SSIM of the image). The per-image figures leave the device once, at the end (one
@@ -31,7 +31,8 @@ from bam_cost import build  # noqa: E402
 from common import add_device_arg, add_threads_arg, footer, header, interleaved, median, parse, sync, table  # noqa: E402
 
 from lit_sisr.data.io import read_image, to_float  # noqa: E402
-from lit_sisr.evaluation import benchmark_pairs  # noqa: E402
+from lit_sisr.data.datasets import lr_file  # noqa: E402
+from lit_sisr.data.testsets import named_sets  # noqa: E402
 from lit_sisr.metrics import prepare_y, ssim_of_y  # noqa: E402
 from lit_sisr.protocols import get_protocol  # noqa: E402
 from lit_sisr.weights import load_official_weights  # noqa: E402
@@ -84,7 +85,8 @@ def main() -> None:
     net = net.eval().to(device)
     pairs = []
     for s in args.sets:
-        found = benchmark_pairs(Path(args.data) / "benchmark", s, args.scale)
+        (images,) = named_sets([s], str(Path(args.data) / "benchmark"), args.scale)
+        found = [(hr.stem, hr, lr_file(images.lr_dir, hr, args.scale)) for hr in images.files()]
         pairs += found[: args.limit] if args.limit else found
     runs = [evaluate(net, pairs, args.scale, device) for _ in range(args.repeats)]
     parts = {k: median([r[0][k] for r in runs]) for k in ("decode", "model", "metric")}

@@ -4,6 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+import lit_sisr
+
+
+def pytest_configure(config) -> None:
+    # The ${lit_sisr.*:} resolvers of conf/, as the entry points register them (tests compose the configs).
+    lit_sisr.register_resolvers()
+
 
 @pytest.fixture()
 def one_thread():

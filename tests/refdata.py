@@ -59,3 +59,11 @@ def authors_net(name: str, scale: int, path: Path, *, format: str = "official",
     state = {k.removeprefix("module."): v for k, v in read_state(path).items()}
     net.load_state_dict(fmt.convert(state), strict=True)
     return net.eval()
+
+
+def benchmark_set(name: str, scale: int):
+    """The shared benchmark set ``name`` (EDSR layout) as an ImageSet at ``scale``."""
+    from lit_sisr.data.testsets import named_sets
+
+    (images,) = named_sets([name], str(BENCHMARK), scale)
+    return images

@@ -60,11 +60,15 @@ def test_cli_exports_a_lit_sisr_checkpoint_and_authors_weights(tmp_path, capsys)
     with torch.no_grad():
         expected = net(x)
     assert torch.allclose(load_exported(tmp_path / "a.onnx", "onnx")(x), expected, atol=1e-5)
+    # an EDSR-PyTorch file (run on [0, 255]: docs/architectures.md); its keys fit both EDSR formats
+    authors = tiny_edsr(rgb_range=255)
     weights = tmp_path / "official.pth"
-    torch.save(net.state_dict(), weights)
+    torch.save(authors.state_dict(), weights)
     main([f"ckpt={weights}", "model=edsr", "attention=none", "scale=2", "model.n_resblocks=2", "model.n_feats=16",
-          "format=torchscript", f"output={tmp_path / 'b.pt'}", "sample=16"])
-    assert torch.allclose(load_exported(tmp_path / "b.pt", "torchscript")(x), expected, atol=1e-6)
+          "+model.authors_format=official", "format=torchscript", f"output={tmp_path / 'b.pt'}", "sample=16"])
+    with torch.no_grad():
+        expected = authors(x)
+    assert torch.allclose(load_exported(tmp_path / "b.pt", "torchscript")(x), expected, atol=1e-5)
 
 
 def test_cli_errors(tmp_path):

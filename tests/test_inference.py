@@ -230,13 +230,16 @@ def test_inference_options_are_validated():
 def test_lightning_module_scores_with_the_inference_options():
     from lit_sisr.metrics import psnr_ssim_y
     from lit_sisr.module import LitSR
+    from lit_sisr.scoring import score_images
 
     net, lr, hr = tiny("edsr"), torch.rand(1, 3, 12, 10), torch.rand(1, 3, 24, 20)
     plain = LitSR(net, 2)
     ensemble = LitSR(net, 2, inference=Inference(self_ensemble=True, tile=8))
+    # what test_step scores (lit_sisr.scoring, with the module's own options)
+    psnr = lambda m: score_images(m.net, lr, hr, 2, m.protocol, m.inference)[1][:, 0]  # noqa: E731
     with torch.no_grad():
-        assert torch.allclose(ensemble._score(lr, hr)[0], psnr_ssim_y(self_ensemble(net, lr), hr, 2)[0], atol=1e-4)
-        assert not torch.allclose(ensemble._score(lr, hr)[0], plain._score(lr, hr)[0], atol=1e-4)
+        assert torch.allclose(psnr(ensemble), psnr_ssim_y(self_ensemble(net, lr), hr, 2)[0].double(), atol=1e-4)
+        assert not torch.allclose(psnr(ensemble), psnr(plain), atol=1e-4)
     # A plain option value: nothing new in the state dict or the saved hyper-parameters.
     assert ensemble.state_dict().keys() == plain.state_dict().keys()
     assert "inference" not in ensemble.hparams

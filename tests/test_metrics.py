@@ -7,7 +7,8 @@ import torch
 
 from refdata import BENCHMARK, need
 from lit_sisr.backbones import build_backbone
-from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
+from lit_sisr.data.testsets import named_sets
+from lit_sisr.scoring import evaluate_set, mean_metrics
 from lit_sisr.metrics import prepare_y, psnr_y, quantize, rgb_to_y, ssim_of_y, ssim_y
 
 
@@ -58,14 +59,14 @@ def test_separable_ssim_equals_kornia_ssim(shape) -> None:
 
 def test_ssim_on_benchmark_images_equals_kornia_ssim() -> None:
     need(BENCHMARK / "Set5", "benchmark Set5")
-    from lit_sisr.evaluation import benchmark_pairs
-    from lit_sisr.data.datasets import load_pair
-    from lit_sisr.data.io import to_float
+    from lit_sisr.data.datasets import PairedImages
 
     bicubic = build_backbone("bicubic", 4)
-    for _, hr_path, lr_path in benchmark_pairs(BENCHMARK, "Set5", 4):
-        lr, hr = load_pair(hr_path, str(lr_path.parent), 4)
-        sr_y, hr_y = prepare_y(bicubic(to_float(lr)[None]), to_float(hr)[None], 4)
+    (images,) = named_sets(["Set5"], str(BENCHMARK), 4)
+    data = PairedImages(images, 4)
+    assert data.lr_source == "stored"
+    for lr, hr, _ in data:
+        sr_y, hr_y = prepare_y(bicubic(lr[None]), hr[None], 4)
         assert abs(float(ssim_of_y(sr_y, hr_y)) - float(kornia_ssim(sr_y, hr_y))) < 1e-12
 
 
@@ -87,7 +88,8 @@ GOLDEN = {  # protocol.md: bicubic upscaling of the shared LR files, Y-PSNR / SS
 @pytest.mark.parametrize("set_name,scale", list(GOLDEN))
 def test_bicubic_model_matches_the_golden_table(set_name: str, scale: int) -> None:
     need(BENCHMARK / set_name, f"benchmark {set_name}")
-    psnr, ssim = mean_metrics(evaluate_benchmark(build_backbone("bicubic", scale), BENCHMARK, set_name, scale))
+    (images,) = named_sets([set_name], str(BENCHMARK), scale)
+    psnr, ssim = mean_metrics(evaluate_set(build_backbone("bicubic", scale), images, scale))
     golden_psnr, golden_ssim = GOLDEN[(set_name, scale)]
     assert psnr == pytest.approx(golden_psnr, abs=0.005)
     assert ssim == pytest.approx(golden_ssim, abs=0.0003)

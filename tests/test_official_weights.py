@@ -10,8 +10,8 @@ import csv
 
 import pytest
 
-from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
-from refdata import BENCHMARK, WEIGHTS, authors_net, need
+from lit_sisr.scoring import evaluate_set, mean_metrics
+from refdata import BENCHMARK, WEIGHTS, authors_net, benchmark_set, need
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_official_imdn_reproduces_its_published_figures(scale: int) -> None:
     need(BENCHMARK, "benchmark sets")
     net = authors_net("imdn", scale, weights)
     for set_name, (psnr_pub, ssim_pub) in IMDN_PUBLISHED[scale].items():
-        psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
+        psnr, ssim = mean_metrics(evaluate_set(net, benchmark_set(set_name, scale), scale))
         assert psnr == pytest.approx(psnr_pub, abs=0.02), set_name
         assert ssim == pytest.approx(ssim_pub, abs=0.0005), set_name
 
@@ -60,7 +60,7 @@ def test_official_carn_m_reproduces_authors_figures(set_name: str, scale: int) -
     # One file for every scale: the model built for `scale` runs upsample.up{scale}; the official
     # format builds the group-4 CARN-M.
     net = authors_net("carn_m", scale, path)
-    psnr, ssim = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale))
+    psnr, ssim = mean_metrics(evaluate_set(net, benchmark_set(set_name, scale), scale))
     ref_psnr, ref_ssim = CARN_M_REFERENCE[(set_name, scale)]
     assert psnr == pytest.approx(ref_psnr, abs=0.005)
     assert ssim == pytest.approx(ref_ssim, abs=0.0005)
@@ -83,7 +83,7 @@ def test_official_weights_reproduce_every_image_of_the_authors_logs(scale: int, 
     need(BENCHMARK / set_name, f"{set_name} benchmark")
     authors = _authors_psnr_y(scale, set_name)
     net = authors_net("pan", scale, weights)
-    ours = {r.image: r.psnr for r in evaluate_benchmark(net, BENCHMARK, set_name, scale)}
+    ours = {r["image"]: r["psnr"] for r in evaluate_set(net, benchmark_set(set_name, scale), scale)}
     assert sorted(ours) == sorted(authors)
     diff = {img: ours[img] - authors[img] for img in ours}
     off = {img: round(d, 4) for img, d in diff.items() if abs(d) > PAN_TOLERANCE_DB}

@@ -89,7 +89,7 @@ def test_authors_weights_with_tiles_and_self_ensemble(tmp_path):
     lr = torch.from_numpy(np.asarray(Image.open(source)).copy()).permute(2, 0, 1).float().div(255)[None]
     out = tmp_path / "out"
     predict(config(f"ckpt={weights}", "model=edsr", "attention=none", "scale=2", "model.n_resblocks=2",
-                   "model.n_feats=16", "model.rgb_range=255", f"input={source}", f"output={out}",
+                   "model.n_feats=16", "+model.authors_format=official", f"input={source}", f"output={out}",
                    "self_ensemble=true", "tile=12"))
     with torch.no_grad():
         expected = to_levels(self_ensemble(net, lr)[0]).permute(1, 2, 0).int()

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from refdata import BENCHMARK, need
+from refdata import BENCHMARK, benchmark_set, need
 from test_metrics import GOLDEN
 from lit_sisr.backbones import build_backbone
-from lit_sisr.evaluation import evaluate_benchmark, mean_metrics
+from lit_sisr.scoring import evaluate_set, mean_metrics
 from lit_sisr.protocols import bam_paper_pair, bam_paper_score, bam_paper_y, get_protocol, standard_pair
 
 
@@ -59,7 +59,7 @@ PROTOCOL_GAP = {("Set5", 2): 0.04, ("Set5", 3): 0.53, ("Set5", 4): 0.04,
 def test_protocol_alone_makes_the_papers_gain_pattern(set_name: str, scale: int) -> None:
     need(BENCHMARK / set_name, f"benchmark {set_name}")
     net = build_backbone("bicubic", scale)
-    psnr, _ = mean_metrics(evaluate_benchmark(net, BENCHMARK, set_name, scale, protocol="bam_paper"))
+    psnr, _ = mean_metrics(evaluate_set(net, benchmark_set(set_name, scale), scale, protocol="bam_paper"))
     assert psnr == pytest.approx(BAM_PAPER_BICUBIC[(set_name, scale)], abs=0.001)
     assert psnr - GOLDEN[(set_name, scale)][0] == pytest.approx(PROTOCOL_GAP[(set_name, scale)], abs=0.02)
 
@@ -89,6 +89,7 @@ def test_eval_compare_protocols_writes_both_and_the_gap(tmp_path) -> None:
 def test_training_runs_validate_and_test_under_their_protocol(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("LIT_SISR_CACHE", str(tmp_path / "cache"))
     from test_train import SHRINK, compose_train
+    from lit_sisr.scoring import score_images
     from lit_sisr.training import build
 
     scored = {}
@@ -99,7 +100,7 @@ def test_training_runs_validate_and_test_under_their_protocol(tmp_path, monkeypa
         datamodule.setup("test")
         assert model.protocol.name == protocol and datamodule.test_data[0].protocol == protocol
         lr, hr, _ = datamodule.test_data[0][0]
-        scored[protocol] = (hr, model.protocol.score(model.bicubic(lr[None]), hr[None], 3)[0])
+        scored[protocol] = (hr, score_images(model.net, lr[None], hr[None], 3, model.protocol)[1][:, 2])
     (hr_std, psnr_std), (hr_bam, psnr_bam) = scored["standard"], scored["bam_paper"]
     assert hr_std.shape == hr_bam.shape and not torch.equal(hr_std, hr_bam)  # resized, not cropped
     assert float(psnr_bam) != pytest.approx(float(psnr_std), abs=0.01)

@@ -157,10 +157,10 @@ def test_ddp_on_two_cpu_processes_counts_each_test_image_once(tmp_path: Path, ca
     from lit_sisr.training import build
 
     # demo_test has 6 images, `three` 3: split over 2 ranks, a padding sampler would score one twice
-    test_sets = (f"data.test=[{{name:demo_test,hr_dir:'{cache}/demo/test'}},"
+    test_sets = (f"+data.test=[{{name:demo_test,hr_dir:'{cache}/demo/test'}},"
                  f"{{name:three,hr_dir:'{cache}/demo/train',split:[0,3]}}]")
     val = ["data.val.name=two", f"data.val.hr_dir={cache}/demo/train", "+data.val.split=[3,5]"]  # 1 image per rank
-    args = [*SHRINK, "trainer.max_epochs=1", test_sets, *val]
+    args = [*SHRINK, "trainer.max_epochs=1", "~data.test", test_sets, *val]  # a list of sets instead of conf/testsets
     cli("trainer=ddp", "trainer.devices=2", *args, cwd=tmp_path)
     out = tmp_path / "logs" / "train" / "runs" / "imdn-bam-x2-seed123-demo"
     rows = list(csv.DictReader((out / "test_results.csv").open()))

@@ -17,7 +17,6 @@ def _launch_dir() -> str:
     return os.getcwd()
 
 
-OmegaConf.register_new_resolver("lit_sisr.launch_dir", _launch_dir, replace=True)
 
 
 def run_id(*parts: object) -> str:
@@ -28,7 +27,6 @@ def run_id(*parts: object) -> str:
     return hashlib.sha1("/".join(str(p) for p in parts).encode()).hexdigest()[:12]
 
 
-OmegaConf.register_new_resolver("lit_sisr.run_id", run_id, replace=True)
 
 
 def eval_run_tag(self_ensemble: object, tile: object, tile_exact: object) -> str:
@@ -41,4 +39,9 @@ def eval_run_tag(self_ensemble: object, tile: object, tile_exact: object) -> str
     return tag
 
 
-OmegaConf.register_new_resolver("lit_sisr.eval_run_tag", eval_run_tag, replace=True)
+def register_resolvers() -> None:
+    """Register the ``${lit_sisr.*:}`` resolvers the configs use (``launch_dir`` in conf/paths,
+    ``run_id`` in conf/logger/wandb.yaml, ``eval_run_tag`` in conf/eval.yaml). Called by the entry
+    points (train.py, eval.py, predict.py, export) before Hydra composes; idempotent."""
+    for name, fn in (("launch_dir", _launch_dir), ("run_id", run_id), ("eval_run_tag", eval_run_tag)):
+        OmegaConf.register_new_resolver(f"lit_sisr.{name}", fn, replace=True)

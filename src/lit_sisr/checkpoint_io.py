@@ -66,7 +66,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint IO, saving through a temporary file and ``os.replace``
-    (streamed to the file: no second in-memory copy of a large checkpoint)."""
+    (streamed to the file: no second in-memory copy of a large checkpoint). A checkpoint already
+    read and checked (:meth:`preload`, resume) is handed to Lightning instead of a second read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._preloaded: dict[str, dict[str, Any]] = {}
+
+    def preload(self, path: _PATH, checkpoint: dict[str, Any]) -> None:
+        self._preloaded[os.path.abspath(path)] = checkpoint
+
+    def load_checkpoint(self, path: _PATH, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        checkpoint = self._preloaded.pop(os.path.abspath(path), None)
+        return checkpoint if checkpoint is not None else super().load_checkpoint(path, *args, **kwargs)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         import torch

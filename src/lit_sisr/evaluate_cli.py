@@ -9,26 +9,29 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lit_sisr.backbones import build_backbone
 from lit_sisr.checkpoint_io import atomic_write_text
-from lit_sisr.evaluation import evaluate_benchmark
+from lit_sisr.data.testsets import named_sets
 from lit_sisr.inference import INFERENCE_KEYS, inference_from_config
 from lit_sisr.outputs import format_table, summarize, write_config, write_results
 from lit_sisr.protocols import PROTOCOLS, get_protocol
 from lit_sisr.errors import ConfigError
-from lit_sisr.weights import WeightsError, load_lightning_weights, load_official_weights, read_state
+from lit_sisr.scoring import Stopwatch, evaluate_set
+from lit_sisr.weights import LoadedNetwork, load_network
+
+# The test-set keys of eval.yaml (conf/testsets/ at its top level: sets=[...], benchmark_dir=...).
+TESTSET_KEYS = ("sets", "benchmark_dir", "hr_dir", "lr_dir")
 
 
-def _net_from_checkpoint(path: str):
-    """Rebuild the network from the run config stored in a lit-sisr checkpoint, then load it.
-    Returns the network, its scale, a label and the stored run config."""
-    ckpt = read_state(path)
-    config = (ckpt.get("hyper_parameters") or {}).get("config") if isinstance(ckpt, dict) else None
-    if not config or "model" not in config:
-        raise WeightsError(f"{path}: no run config in the checkpoint; use weights=<file> with model=... scale=...")
-    net = hydra.utils.instantiate(config["model"])
-    load_lightning_weights(net, path)
-    return net, int(config["scale"]), f"{config['model']['name']}-{config['attention']['name']}", config
+def _network(cfg: DictConfig) -> LoadedNetwork:
+    """``ckpt=`` (a lit-sisr checkpoint), ``weights=`` (an authors' file) or a parameter-free model."""
+    if cfg.ckpt:
+        return load_network(cfg.ckpt, kind="checkpoint")
+    if cfg.weights:
+        return load_network(cfg.weights, kind="authors", model=cfg.model, scale=int(cfg.scale))
+    net = hydra.utils.instantiate(cfg.model)
+    if any(p.numel() for p in net.parameters()):
+        raise ConfigError(f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint> or weights=<authors' file>")
+    return LoadedNetwork(net, int(cfg.scale), f"{cfg.model.name}-{cfg.attention.name}")
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
@@ -39,17 +42,13 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     eval_config = OmegaConf.to_container(cfg, resolve=True)
-    if cfg.ckpt:
-        net, scale, label, run_config = _net_from_checkpoint(cfg.ckpt)
+    loaded = _network(cfg)
+    net, scale, label = loaded.net, loaded.scale, loaded.label
+    if loaded.config is not None:
         # config.yaml describes the network evaluated: the checkpoint's run, with this evaluation's settings.
-        eval_config = {**run_config, **{k: eval_config[k] for k in ("task_name", "ckpt", "sets", "benchmark_dir", "protocol",
-                                                                     *INFERENCE_KEYS) if k in eval_config}}
-    else:
-        net, scale, label = hydra.utils.instantiate(cfg.model), int(cfg.scale), f"{cfg.model.name}-{cfg.attention.name}"
-        if cfg.weights:
-            load_official_weights(net, cfg.weights)
-        elif any(p.numel() for p in net.parameters()):
-            raise ConfigError(f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint> or weights=<authors' file>")
+        eval_config = {**loaded.config, **{k: eval_config[k] for k in ("task_name", "ckpt", "protocol", "save_images",
+                                                                       *TESTSET_KEYS, *INFERENCE_KEYS) if k in eval_config}}
+    sets = named_sets(scale=scale, **{k: cfg[k] for k in TESTSET_KEYS})
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     try:
         inference = inference_from_config(cfg, net)
@@ -58,34 +57,28 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     how = f" ({inference.describe()})" if inference is not None else ""
     results: dict[str, list[dict]] = {}
+    clock = Stopwatch()
     for protocol in protocols:
-        rows = _evaluate_sets(net, cfg, scale, device, inference, protocol)
         # With compare_protocols, one sub-folder per protocol, each a complete result folder
         # (config.yaml names its protocol), so report.py tables them apart.
         folder = out / protocol if len(protocols) > 1 else out
-        write_config(folder, {**eval_config, "protocol": protocol})
+        rows = []
+        for spec in sets:
+            save_dir = folder / "images" / spec.name if cfg.get("save_images") else None
+            rows += evaluate_set(net, spec, scale, protocol, device, inference, save_dir, progress=True)
+        clock.images += len(rows)
+        lr_source = {r["set"]: r["lr_source"] for r in rows}
+        write_config(folder, {**eval_config, "protocol": protocol, "lr_source": lr_source})
         paths = write_results(folder, rows)
         print(format_table(summarize(rows), f"{label} x{scale}{how}") + f"\n(protocol {protocol})\n")
-        print(f"Per-image results: {paths['per_image']}\n")
+        print(f"Per-image results: {paths['per_image']}" + (f"\nSR images: {folder / 'images'}" if cfg.get("save_images") else "") + "\n")
         results[protocol] = rows
     if len(protocols) > 1:
         gap = protocol_gap(results)
         atomic_write_text(out / "protocol_gap.csv", _csv(gap))
         print(format_gap(gap, f"{label} x{scale}"))
+    print(clock.summary())
     return results[protocols[0]]
-
-
-def _evaluate_sets(net, cfg: DictConfig, scale: int, device: str, inference, protocol: str) -> list[dict]:
-    rows = []
-    for set_name in cfg.sets:
-        results = evaluate_benchmark(net, cfg.benchmark_dir, set_name, scale, device=device, inference=inference,
-                                     protocol=protocol)
-        baseline = evaluate_benchmark(build_backbone("bicubic", scale), cfg.benchmark_dir, set_name, scale,
-                                      protocol=protocol)
-        for r, b in zip(results, baseline):
-            rows.append({"set": r.set, "scale": scale, "image": r.image, "psnr": r.psnr, "ssim": r.ssim,
-                         "bicubic_psnr": b.psnr, "bicubic_ssim": b.ssim})
-    return rows
 
 
 GAP_FIELDS = ("set", "scale", "standard_psnr", "bam_paper_psnr", "gap_psnr",

@@ -169,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     conf = Path(__file__).resolve().parents[2] / "conf"
     if not (conf / "predict.yaml").is_file():
         raise ConfigError(f"{conf}/predict.yaml not found: run lit_sisr.export from a lit-sisr source checkout")
+    import lit_sisr
+
+    lit_sisr.register_resolvers()
     with initialize_config_dir(str(conf), version_base="1.3"):
         cfg = compose("predict", overrides=overrides)
     if not cfg.ckpt:

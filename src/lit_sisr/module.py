@@ -3,10 +3,14 @@
 Training: L1 loss on RGB in [0, 1], Adam (lr 1e-4) and a step schedule halving the learning rate
 every 200 epochs (BAM paper Sec. 4.1; bam_reference.md section 5), all from config.
 Evaluation: per image, under the run's ``protocol`` (:mod:`lit_sisr.protocols`: ``standard`` is
-:mod:`lit_sisr.metrics`, ``bam_paper`` the BAM authors' evaluation); dataset figures are
-torchmetrics ``MeanMetric``s of per-image values, so they are exact means under DDP as long as
-each image is seen once (the DataModule's samplers guarantee that). Every test step also scores
-MATLAB bicubic upscaling of the same LR image, so each test table carries its baseline row.
+:mod:`lit_sisr.metrics`, ``bam_paper`` the BAM authors' evaluation), through
+:mod:`lit_sisr.scoring` (the code path of ``eval.py`` too); dataset figures are torchmetrics
+``MeanMetric``s of per-image values, so they are exact means under DDP as long as each image is
+seen once (the DataModule's samplers guarantee that). Every test step also scores MATLAB bicubic
+upscaling of the same LR image, so each test table carries its baseline row.
+
+Built from config like the rest (``conf/module/default.yaml``: network, optimizer and scheduler
+nested, as lightning-hydra-template does).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from lit_sisr.protocols import get_protocol
-from lit_sisr.backbones.bicubic import Bicubic
+from lit_sisr.scoring import METRICS, image_rows, score_images, super_resolve
 
 
 class LitSR(pl.LightningModule):
@@ -45,7 +49,6 @@ class LitSR(pl.LightningModule):
         # How SR outputs are scored (lit_sisr.protocols; the DataModule makes the pairs to match).
         self.protocol = get_protocol(protocol)
         self.scale = scale
-        self.bicubic = Bicubic(scale)
         self.optimizer_factory = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-4))
         self.scheduler_factory = scheduler
         # nan_strategy="disable": the default ("warn") checks every update for NaN with a host sync
@@ -107,18 +110,12 @@ class LitSR(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
 
     # -- evaluation -----------------------------------------------------------------------------
-    def _score(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # ``inference`` (lit_sisr.inference.Inference: self-ensemble, tiles) maps (net, lr) to SR;
-        # a plain value, not a module, so checkpoints are unchanged.
-        sr = self.net(lr) if self.inference is None else self.inference(self.net, lr)
-        expected = (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale)
-        if tuple(sr.shape[-2:]) != expected:
-            raise RuntimeError(f"network output {tuple(sr.shape[-2:])} for LR {tuple(lr.shape[-2:])}; expected {expected}")
-        return self.protocol.score(sr.float(), hr, self.scale)
-
+    # ``inference`` (lit_sisr.inference.Inference: self-ensemble, tiles) maps (net, lr) to SR; a
+    # plain value, not a module, so checkpoints are unchanged. Scoring is lit_sisr.scoring's, the
+    # code path of eval.py too.
     def validation_step(self, batch, batch_idx: int) -> None:
         lr, hr, _ = batch
-        psnr, ssim = self._score(lr, hr)
+        psnr, ssim = self.protocol.score(super_resolve(self.net, lr, self.scale, self.inference), hr, self.scale)
         self.val_psnr.update(psnr)
         self.val_ssim.update(ssim)
         self.log("val/psnr", self.val_psnr, prog_bar=True, on_epoch=True, batch_size=lr.shape[0])
@@ -130,21 +127,15 @@ class LitSR(pl.LightningModule):
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         lr, hr, index = batch
         set_name = self.test_set_names[dataloader_idx]
-        psnr, ssim = self._score(lr, hr)
-        b_psnr, b_ssim = self.protocol.score(self.bicubic(lr), hr, self.scale)
-        names = self.trainer.datamodule.test_data[dataloader_idx].names if self.trainer.datamodule else None
-        for key, value in (("psnr", psnr), ("ssim", ssim), ("bicubic_psnr", b_psnr), ("bicubic_ssim", b_ssim)):
+        _, values = score_images(self.net, lr, hr, self.scale, self.protocol, self.inference)
+        for key, value in zip(METRICS, values.unbind(1)):
             metric = self.test_metrics[f"{set_name}_{key}"]
             metric.update(value)
             self.log(f"test/{set_name}/{key}", metric, on_epoch=True, batch_size=lr.shape[0], add_dataloader_idx=False)
-        # One device-to-host transfer per batch for the per-image rows (not one per value).
-        values = torch.stack([v.double() for v in (psnr, ssim, b_psnr, b_ssim, index)], dim=1).cpu().tolist()
-        for p, s, bp, bs, idx in values:
-            idx = int(idx)
-            self.test_rows.append({
-                "set": set_name, "scale": self.scale, "image": names[idx] if names else str(idx),
-                "psnr": p, "ssim": s, "bicubic_psnr": bp, "bicubic_ssim": bs,
-            })
+        data = self.trainer.datamodule.test_data[dataloader_idx] if self.trainer.datamodule else None
+        indices = index.tolist()
+        names = [data.names[i] for i in indices] if data is not None else [str(i) for i in indices]
+        self.test_rows += image_rows(set_name, self.scale, names, values, data.lr_source if data is not None else "")
 
     def on_test_epoch_end(self) -> None:
         # Per-image rows from every rank, in set/image order (each image is on exactly one rank).

@@ -3,8 +3,10 @@ the end-of-run table. ``lit_sisr.report`` reads these files back (they are the s
 W&B is not needed).
 
 Folder layout: ``config.yaml`` (the resolved run config; earlier different ones as ``config.prev-<n>.yaml``), ``test_results.csv`` (one row per test
-image: set, scale, image, psnr, ssim, bicubic_psnr, bicubic_ssim), ``test_summary.json`` (per-set
-means and image counts), ``checkpoints/``.
+image: set, scale, image, psnr, ssim, bicubic_psnr, bicubic_ssim, lr_source), ``test_summary.json``
+(per-set means, image counts and LR source), ``checkpoints/``. ``lr_source`` says where the LR
+images came from: ``stored`` (the set's LR files), ``bicubic`` (made from HR by the MATLAB-exact
+bicubic: a set with HR images only), ``pil_bicubic`` (``protocol=bam_paper``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ DONE_FILE = "done.json"
 CHECKPOINTS_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
-RESULT_FIELDS = ("set", "scale", "image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+RESULT_FIELDS = ("set", "scale", "image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "lr_source")
+# The per-image figures of a row (averaged per set by summarize).
+METRIC_FIELDS = RESULT_FIELDS[3:7]
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -38,9 +42,11 @@ def summarize(rows: list[dict]) -> list[dict]:
     summary = []
     for name, items in by_set.items():
         entry = {"set": name, "scale": items[0]["scale"], "images": len(items)}
-        for key in RESULT_FIELDS[3:]:
+        for key in METRIC_FIELDS:
             if key in items[0]:
                 entry[key] = sum(r[key] for r in items) / len(items)
+        if "lr_source" in items[0]:
+            entry["lr_source"] = items[0]["lr_source"]  # one per set (data.datasets.lr_source)
         summary.append(entry)
     return summary
 
@@ -55,6 +61,9 @@ def format_table(summary: list[dict], model_label: str) -> str:
             f"{s['set']:<12}{s['images']:>7}  {model:>22}  "
             f"{s['bicubic_psnr']:>8.3f} / {s['bicubic_ssim']:.4f}  {s['psnr'] - s['bicubic_psnr']:>+8.3f}"
         )
+    made = [s["set"] for s in summary if s.get("lr_source") == "bicubic"]
+    if made:
+        lines.append(f"(no LR files for {', '.join(made)}: LR made from HR by the MATLAB-exact bicubic)")
     return "\n".join(lines)
 
 

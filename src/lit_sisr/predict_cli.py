@@ -32,7 +32,7 @@ from lit_sisr.inference import Inference, inference_from_config
 from lit_sisr.resize import imresize
 from lit_sisr.config_checks import check_config, check_run_config
 from lit_sisr.errors import ConfigError, MissingFileError
-from lit_sisr.weights import load_official_weights, read_state
+from lit_sisr import weights
 
 # Pillow's RGB -> L weights (ITU-R 601-2 luma).
 LUMA = (0.299, 0.587, 0.114)
@@ -104,22 +104,17 @@ def output_paths(files: list[Path], output: Path, scale: int) -> list[Path]:
 
 
 def load_network(cfg: DictConfig) -> tuple[nn.Module, int, str]:
-    """The network, its scale and a label, from ``ckpt`` (our checkpoint or the authors' file)."""
-    if cfg.ckpt:
-        state = read_state(cfg.ckpt)
-        hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-        if isinstance(hparams, dict) and isinstance(hparams.get("config"), dict):
-            from lit_sisr.evaluate_cli import _net_from_checkpoint  # imported here: it pulls in the metrics
-
-            net, scale, label, _ = _net_from_checkpoint(cfg.ckpt)
-            return net, scale, label
-    check_run_config(cfg)
-    net = hydra.utils.instantiate(cfg.model)
-    if cfg.ckpt:
-        load_official_weights(net, cfg.ckpt)
-    elif count_parameters(net) > 0:
-        raise ConfigError(f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint or authors' weight file>")
-    return net, int(cfg.scale), f"{cfg.model.name}-{cfg.attention.name}"
+    """The network, its scale and a label, from ``ckpt`` (our checkpoint or the authors' file: one
+    read, :func:`lit_sisr.weights.load_network`)."""
+    if not cfg.ckpt:
+        check_run_config(cfg)
+        net = hydra.utils.instantiate(cfg.model)
+        if count_parameters(net) > 0:
+            raise ConfigError(f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint or authors' weight file>")
+        return net, int(cfg.scale), f"{cfg.model.name}-{cfg.attention.name}"
+    loaded = weights.load_network(cfg.ckpt, kind="auto", model=cfg.model, scale=cfg.scale,
+                                  check=lambda: check_run_config(cfg))
+    return loaded.net, loaded.scale, loaded.label
 
 
 def to_levels(x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from lit_sisr.backbones.bicubic import Bicubic
 from lit_sisr.metrics import quantize
 
 
@@ -40,7 +41,7 @@ def sample_crops(pl_module: pl.LightningModule, lr: torch.Tensor, hr: torch.Tens
     """For the first image of a batch: its bicubic | SR | HR centre crops (``crop`` HR pixels),
     and the whole SR and bicubic images (1 x C x H x W, for their PSNR)."""
     sr = pl_module(lr[:1])
-    bicubic = pl_module.bicubic(lr[:1])
+    bicubic = Bicubic(pl_module.scale)(lr[:1])
     h, w = sr.shape[-2:]
     crops = [centre_crop(x[0], crop) for x in (bicubic, sr, hr[:1, :, :h, :w])]
     return crops, sr, bicubic

@@ -18,6 +18,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lit_sisr.backbones import count_parameters
 from lit_sisr.callbacks import Preempted
+from lit_sisr.data.datasets import lr_source
 from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from lit_sisr.module import LitSR
 from lit_sisr.config_checks import check_config
@@ -26,7 +27,7 @@ from lit_sisr.outputs import (
     CHECKPOINTS_DIR, DONE_FILE, LAST_CHECKPOINT, RESULT_FIELDS, RecordConfig, format_table, summarize, write_results,
 )
 from lit_sisr.run_pictures import picture_paths
-from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights
+from lit_sisr.weights import check_fits, load_network
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +62,18 @@ def _plugins() -> list:
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
-    protocol = cfg.get("protocol", "standard")
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all", protocol=protocol)
-    net = hydra.utils.instantiate(cfg.model)
-    model = LitSR(
-        net=net,
-        scale=cfg.scale,
-        optimizer=hydra.utils.instantiate(cfg.optimizer),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        test_set_names=[s.name for s in datamodule.test_sets],
-        config=OmegaConf.to_container(cfg, resolve=True),
-        channels_last=bool(cfg.get("channels_last", False)),
-        compile=bool(cfg.get("compile", False)),
-        protocol=protocol,
-    )
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("test", True):
+        # Where each test set's LR images come from (stored files, or made from HR: an HR-only set),
+        # recorded in config.yaml beside the per-image lr_source column.
+        # (A set whose HR folder is missing is left to the test setup's error, after the training data's.)
+        config["lr_source"] = {s.name: lr_source(s, datamodule.scale, datamodule.protocol)
+                               for s in datamodule.test_sets if Path(s.hr_dir).is_dir()}
+    # conf/module/default.yaml: the network, optimizer and scheduler nested in the LightningModule.
+    # (``config``, plain data, is given afterwards: instantiate would build every _target_ in it.)
+    model = hydra.utils.instantiate(cfg.module, _partial_=True, _convert_="all")(
+        config=config, test_set_names=[s.name for s in datamodule.test_sets])
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if loggers:
@@ -182,13 +181,18 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         last = output_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT
         ckpt_path = str(last) if cfg.get("resume", True) and last.is_file() else None
         if ckpt_path:
-            # A checkpoint of another network, width or scale: one line naming it, not a state-dict dump.
-            check_lightning_checkpoint(model.net, last)
+            # One read (weights.load_network): a checkpoint of another network, width or scale is
+            # named in one line, not a state-dict dump, and Lightning resumes from what was read.
+            resumed = load_network(last, kind="checkpoint")
+            check_fits(model.net, resumed)
+            getattr(trainer.strategy.checkpoint_io, "preload", lambda *_: None)(last, resumed.checkpoint)
             log.info("Resuming from %s", ckpt_path)
         elif cfg.get("init_from"):
             # Fine-tuning (e.g. experiment=drln_finetune): start from another run's network weights;
             # optimiser, schedule and counters start afresh. A resume of this run ignores it.
-            load_lightning_weights(model.net, cfg.init_from)
+            source = load_network(cfg.init_from, kind="checkpoint")
+            check_fits(model.net, source)
+            model.net.load_state_dict(source.net.state_dict())
             log.info("Initialised the network from %s", cfg.init_from)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     else:

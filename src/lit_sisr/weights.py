@@ -15,7 +15,8 @@ import io
 import pickletools
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,11 @@ def _extract_state_dict(obj: dict, path: Path) -> dict[str, torch.Tensor]:
 
 def read_authors_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict of an authors' file, DataParallel's ``module.`` prefix removed."""
-    path = Path(path)
-    state = _extract_state_dict(read_state(path), path)
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return _authors_state(read_state(path), Path(path))
+
+
+def _authors_state(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("module."): v for k, v in _extract_state_dict(obj, path).items()}
 
 
 def declared_formats(cls: type) -> Mapping[str, AuthorsFormat]:
@@ -190,6 +193,7 @@ def load_authors_weights(
     path: str | Path,
     *,
     format: str | None = None,
+    state: Mapping[str, torch.Tensor] | None = None,
     **options: Any,
 ) -> tuple[nn.Module, str]:
     """Build network ``model`` for ``scale`` and ``attention`` as the authors' code that wrote
@@ -198,7 +202,7 @@ def load_authors_weights(
     The network gets the format's constructor options, then ``options`` (the caller's win). With
     ``format=None`` the format is the one whose converted keys fit the network; a file that fits
     several formats computing different functions (e.g. the baseline EDSR of both repositories,
-    same keys) needs ``format`` named."""
+    same keys) needs ``format`` named. ``state``: the file's state dict if it was read already."""
     path = Path(path)
     formats = declared_formats(BACKBONES.get(model))
     if format is not None and format not in formats:
@@ -212,7 +216,7 @@ def load_authors_weights(
         )
     chosen = {name: formats[name] for name in names}
     settings = {name: {**fmt.options, **options} for name, fmt in chosen.items()}
-    converted = _convert_all(chosen, read_authors_state(path))
+    converted = _convert_all(chosen, dict(state) if state is not None else read_authors_state(path))
     owns = {}
     for name in names:
         with torch.device("meta"):  # keys and shapes only, no weights drawn
@@ -266,6 +270,98 @@ def _no_fit(path: Path, what: str, owns: Mapping[str, Mapping], converted: Mappi
     return WeightsError(message)
 
 
+# -- one loader for every weights file ------------------------------------------------------------
+@dataclass
+class LoadedNetwork:
+    """What :func:`load_network` returns: the network with its weights loaded, its scale, a label
+    (``<model>-<attention>``), the run config stored in a lit-sisr checkpoint (None for an
+    authors' file) and, for a lit-sisr checkpoint, the file's contents (resume hands them to
+    Lightning instead of a second read)."""
+
+    net: nn.Module
+    scale: int
+    label: str
+    config: dict | None = None
+    checkpoint: dict | None = None
+    path: Path | None = None
+
+
+def run_config(obj: Any) -> dict | None:
+    """The run config stored in a lit-sisr checkpoint's hyper-parameters, or None."""
+    hparams = obj.get("hyper_parameters") if isinstance(obj, dict) else None
+    config = hparams.get("config") if isinstance(hparams, dict) else None
+    return config if isinstance(config, dict) and "model" in config else None
+
+
+def load_network(path: str | Path, kind: str = "auto", model: Mapping | None = None, scale: int | None = None,
+                 check: Callable[[], None] | None = None) -> LoadedNetwork:
+    """Open any weights file once, check it and return the network: a lit-sisr checkpoint
+    (``kind="checkpoint"``: network, attention and scale from the run config stored in it) or an
+    authors' file (``kind="authors"``: ``model``, the ``conf/model`` node with its attention, and
+    ``scale`` say which network it is); ``"auto"`` tells them apart by the stored run config.
+    ``check`` (e.g. the config check of ``model=``/``scale=``) runs before an authors' file is
+    loaded. Used by ``eval.py``, ``predict.py``, export, ``init_from`` and resume."""
+    import hydra
+
+    path = Path(path)
+    if kind == "authors":
+        if check is not None:
+            check()
+        return _authors_network(model, scale, path, None)
+    obj = read_state(path)
+    config = run_config(obj)
+    if config is None:
+        if kind == "checkpoint" or model is None:
+            raise WeightsError(f"{path}: no run config in the checkpoint (not a lit-sisr checkpoint); for an authors' "
+                               "file use weights=<file> with model=... attention=... scale=...")
+        if check is not None:
+            check()
+        return _authors_network(model, scale, path, obj)
+    if not isinstance(obj.get("state_dict"), dict):
+        raise WeightsError(f"{path}: not a lit-sisr checkpoint (no 'state_dict'); for an authors' file use weights=<file>")
+    net = hydra.utils.instantiate(config["model"])
+    state = {k[len("net."):]: v for k, v in obj["state_dict"].items() if k.startswith("net.")}
+    _load_strict(net, state, path)
+    label = f"{config['model']['name']}-{config['attention']['name']}"
+    return LoadedNetwork(net, int(config["scale"]), label, config, obj, path)
+
+
+def _authors_network(model: Mapping | None, scale: int | None, path: Path, obj: Any) -> LoadedNetwork:
+    """An authors' file loaded into the network ``model`` describes (``obj``: the file, if read already)."""
+    import hydra
+
+    if model is None or scale is None:
+        raise WeightsError(f"{path}: an authors' weight file needs model=... attention=... scale=...")
+    label = f"{model['name']}-{model['attention']['name']}" if "attention" in model else str(model["name"])
+    if model.get("_target_") != "lit_sisr.backbones.build_backbone":
+        raise WeightsError(f"{path}: an authors' weight file loads only into a registered network "
+                           f"(model._target_ lit_sisr.backbones.build_backbone), not {model.get('_target_')}")
+    # The conf/model node's options (its attention factory included). The options an authors'
+    # format sets (rgb_range, mean_shift, block, ...) are the format's, not the config's defaults;
+    # `+model.authors_format=official|bam` names the format where the keys fit both (EDSR).
+    spec = dict(hydra.utils.instantiate(model, _partial_=True).keywords)
+    name, attention = spec.pop("name"), spec.pop("attention", None)
+    spec.pop("scale", None)
+    fmt = spec.pop("authors_format", None)
+    set_by_formats = {k for f in declared_formats(BACKBONES.get(name)).values() for k in f.options}
+    spec = {k: v for k, v in spec.items() if k not in set_by_formats}
+    state = None if obj is None else _authors_state(obj, path)
+    try:
+        net, _format = load_authors_weights(name, int(scale), attention, path, format=fmt, state=state, **spec)
+    except WeightsError as err:  # the command-line spelling of format=
+        raise WeightsError(str(err).replace("name one with format=", "name one with +model.authors_format=")) from None
+    return LoadedNetwork(net, int(scale), label, None, None, path)
+
+
+def check_fits(net: nn.Module, loaded: LoadedNetwork) -> None:
+    """Raise :class:`WeightsError` unless ``loaded``'s network has exactly ``net``'s keys and
+    shapes (resume, ``init_from``: a checkpoint of another network, width or scale, in one line)."""
+    try:
+        _check_keys(net, loaded.net.state_dict(), loaded.path)
+    except WeightsError as err:
+        raise WeightsError(f"{err} {_trained_as({'config': loaded.config})}".rstrip()) from None
+
+
 def load_lightning_weights(net: nn.Module, path: str | Path, prefix: str = "net.") -> dict:
     """Load the network part of a lit-sisr checkpoint; returns the checkpoint's hyper-parameters."""
     path = Path(path)
@@ -316,10 +412,14 @@ def _misfit(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) 
 
 
 def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    _check_keys(net, state, path)
+    net.load_state_dict(state, strict=True)
+
+
+def _check_keys(net: nn.Module, state: Mapping[str, torch.Tensor], path: Path | None) -> None:
     parts = _misfit(net.state_dict(), state)
     if parts:
         raise WeightsError(
             f"{path} does not fit {type(net).__name__}: " + "; ".join(parts)
             + ". Is it a checkpoint of another network, scale or attention?"
         )
-    net.load_state_dict(state, strict=True)

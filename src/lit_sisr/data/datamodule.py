@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches
 from lit_sisr.data.placement import DevicePatches, choose_placement
 from lit_sisr.data.samplers import EpochBatchSampler, EpochSampler, ResumableLoader, training_position
+from lit_sisr.data.testsets import as_image_sets
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class SRDataModule(pl.LightningDataModule):
         scale: int,
         train: ImageSet | dict,
         val: ImageSet | dict,
-        test: Sequence[ImageSet | dict] = (),
+        test: dict | Sequence[ImageSet | dict] = (),
         patch_size: int = 64,
         five_crop: bool = False,
         augment: bool = True,
@@ -55,7 +56,7 @@ class SRDataModule(pl.LightningDataModule):
         super().__init__()
         self.name, self.scale = name, scale
         self.train_set, self.val_set = _image_set(train), _image_set(val)
-        self.test_sets = [_image_set(t) for t in test]
+        self.test_sets = as_image_sets(test, scale)  # a conf/testsets/ option, or ImageSet specs
         self.patch_size, self.five_crop, self.augment, self.repeat = patch_size, five_crop, augment, repeat
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self._prepare = prepare

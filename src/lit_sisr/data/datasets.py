@@ -52,12 +52,47 @@ class ImageSet:
         return files
 
 
-def _lr_path(lr_dir: str, hr: Path, scale: int) -> Path:
+def _find_lr(lr_dir: str, hr: Path, scale: int) -> Path | None:
+    """The LR file of ``hr`` in ``lr_dir`` (EDSR naming ``<stem>x<s><ext>``, else ``.png``), or None."""
     for suffix in (hr.suffix, ".png"):
         path = Path(lr_dir) / f"{hr.stem}x{scale}{suffix}"
         if path.is_file():
             return path
-    raise ImageError(f"{hr}: no LR image {hr.stem}x{scale}{hr.suffix} in {lr_dir}")
+    return None
+
+
+def lr_file(lr_dir: str, hr: Path, scale: int) -> Path:
+    """The stored LR file of ``hr`` (:func:`_find_lr`); an error naming it when there is none."""
+    path = _find_lr(lr_dir, hr, scale)
+    if path is None:
+        raise ImageError(f"{hr}: no LR image {hr.stem}x{scale}{hr.suffix} in {lr_dir}")
+    return path
+
+
+# Where an evaluation set's LR images come from (the ``lr_source`` of its results): the set's
+# stored files, or made from HR by the protocol (standard: the MATLAB-exact bicubic).
+STORED = "stored"
+
+
+def lr_source(images: ImageSet, scale: int, protocol: str = "standard") -> str:
+    """``stored`` when every HR image of ``images`` has its LR file in ``lr_dir``; otherwise what
+    the protocol makes from HR (``bicubic``: MATLAB-exact, bit for bit the shared benchmark LR
+    files; ``pil_bicubic`` under ``bam_paper``, which never reads LR files). A set with only some
+    of its LR files is refused: a mix would score some images on other LR than the rest."""
+    protocol_ = get_protocol(protocol)
+    if images.lr_dir is None or not protocol_.uses_lr_files:
+        return protocol_.made_lr
+    files = images.files()
+    missing = [hr for hr in files if _find_lr(images.lr_dir, hr, scale) is None]
+    if not missing:
+        return STORED
+    if len(missing) == len(files):
+        return protocol_.made_lr  # an HR-only set (Manga109, a set of one's own)
+    hr = missing[0]
+    raise ImageError(
+        f"{hr}: no LR image {hr.stem}x{scale}{hr.suffix} in {images.lr_dir} ({len(files) - len(missing)} of "
+        f"{len(files)} present); complete the folder, or remove it to make every LR image from HR with the MATLAB bicubic"
+    )
 
 
 def load_pair(hr_path: Path, lr_dir: str | None, scale: int, protocol: str = "standard") -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +111,7 @@ def load_pair(hr_path: Path, lr_dir: str | None, scale: int, protocol: str = "st
 
 def _read_lr(lr_dir: str, hr_path: Path, hr: torch.Tensor, scale: int) -> torch.Tensor:
     """The stored LR image of ``hr_path``, checked to be HR's size divided by ``scale``."""
-    lr_path = _lr_path(lr_dir, hr_path, scale)
+    lr_path = lr_file(lr_dir, hr_path, scale)
     lr = read_image(lr_path)
     (lh, lw), (hh, hw) = lr.shape[-2:], hr.shape[-2:]
     if not (lh * scale <= hh < (lh + 1) * scale and lw * scale <= hw < (lw + 1) * scale):
@@ -192,7 +227,7 @@ class TrainPatches(Dataset):
         crop = "five-crop " if five_crop else ""
         hr = ([path], f"{crop}hr")
         if lr_dir is not None:
-            return hr, ([path, _lr_path(lr_dir, path, self.scale)], f"lr x{self.scale} lr-file")
+            return hr, ([path, lr_file(lr_dir, path, self.scale)], f"lr x{self.scale} lr-file")
         return hr, ([path], f"{crop}lr x{self.scale} bicubic")
 
     def _decoded(self, entry: _Entry, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -272,18 +307,26 @@ _DTYPES = {"float32": torch.float32, "uint8": torch.uint8}
 class PairedImages(Dataset):
     """Whole LR/HR images for validation and testing (batch size 1: sizes differ).
 
-    Items are (LR, HR, index); ``names[index]`` is the image's file stem.
+    Items are (LR, HR, index) as floats in [0, 1]; ``names[index]`` is the image's file stem and
+    ``lr_source`` where the LR images come from (:func:`lr_source`). With ``preload`` (validation
+    and test loaders, which run many times) every pair is decoded once, here; without it
+    (``eval.py``, one pass) each pair is decoded when it is read.
     """
 
-    def __init__(self, images: ImageSet, scale: int, protocol: str = "standard") -> None:
+    def __init__(self, images: ImageSet, scale: int, protocol: str = "standard", preload: bool = True) -> None:
         self.name, self.scale, self.protocol = images.name, scale, protocol
-        files = images.files()
-        self.names = [p.stem for p in files]
-        self.pairs = [load_pair(p, images.lr_dir, scale, protocol) for p in files]
+        self.lr_source = lr_source(images, scale, protocol)
+        self.files = images.files()
+        self.names = [p.stem for p in self.files]
+        self._lr_dir = images.lr_dir if self.lr_source == STORED else None
+        self.pairs = [self._pair(i) for i in range(len(self.files))] if preload else None
+
+    def _pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return load_pair(self.files[index], self._lr_dir, self.scale, self.protocol)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        lr, hr = self.pairs[index]
+        lr, hr = self.pairs[index] if self.pairs is not None else self._pair(index)
         return to_float(lr), to_float(hr), index

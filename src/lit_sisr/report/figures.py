@@ -145,7 +145,13 @@ def find_image(crop: Crop, scale: int, benchmark_dir: str | Path | None, run: Ru
         if run.config.get("benchmark_dir"):  # an eval.py run: where it found its test sets
             base = Path(run.config["benchmark_dir"]) / crop.set
             candidates.append((base / "HR", str(base / "LR_bicubic" / f"X{scale}")))
-        entries = list((run.config.get("data") or {}).get("test") or []) + list(run.config.get("data_benchmarks") or [])
+        # data.test: a conf/testsets option (or, in older runs, a list of sets; data_benchmarks before that)
+        from dataclasses import asdict
+
+        from lit_sisr.data.testsets import as_image_sets
+
+        test = (run.config.get("data") or {}).get("test") or []
+        entries = [asdict(s) for s in as_image_sets(test, scale)] + list(run.config.get("data_benchmarks") or [])
         for entry in entries:
             if isinstance(entry, dict) and entry.get("name") == crop.set and entry.get("hr_dir"):
                 candidates.append((Path(entry["hr_dir"]), entry.get("lr_dir")))
