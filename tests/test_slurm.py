@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from refdata import REPO
 from test_sweeps import TINY, read_offline_run
 from test_train import cache  # noqa: F401  (a fixture)
@@ -24,8 +23,8 @@ def _cluster_missing() -> str | None:
     if shutil.which("sbatch") is None:
         return "no SLURM here (sbatch not found; `.ci/slurm.sh up` starts a one-node cluster)"
     try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20).stdout
-        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20).stdout
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20, check=False).stdout
+        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"SLURM not reachable ({exc})"
     if "is UP" not in ping:
@@ -60,7 +59,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def train(*args: str, cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     """train.py in the foreground: it submits the array and waits for it (SLURM runs the jobs)."""
     done = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=400)
+                          text=True, timeout=400, check=False)
     (cwd / "launch.log").write_text(done.stdout + done.stderr)
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -95,8 +94,8 @@ def jobs(job: str, settled: bool = True) -> list[dict[str, str]]:
 
 
 def all_job_ids() -> set[str]:
-    out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True).stdout
-    return set(re.findall(r"^JobId=(\d+)", out, re.M))
+    out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"^JobId=(\d+)", out, re.MULTILINE))
 
 
 def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
@@ -192,7 +191,7 @@ def test_time_limit_requeues_into_the_same_folder_and_wandb_run_and_finishes_exa
     # and kills at about 77 s. 12 steps of 4 s: the first segment cannot finish.
     record = tmp_path / "steps.txt"
     env = _env(tmp_path, WANDB_MODE="offline")
-    done = train(*[a for a in EXACT if a != "logger=none"], "logger=wandb", *ONE_JOB,
+    done = train(*ONE_JOB, *[a for a in EXACT if a != "logger=none"], "logger=wandb",
                  "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=5", "hydra.launcher.max_num_timeout=3",
                  probe(record, sleep_s=4.0), cwd=tmp_path, env=env)
     (task,) = jobs(array_id(done.stdout + done.stderr))
@@ -222,7 +221,7 @@ def test_preemption_usr2_resumes_exactly_and_scontrol_requeue_restarts_from_the_
     env = _env(tmp_path)
     # pause before step 3 (USR2, submitit's preemption signal) and before step 8 (a bare scontrol
     # requeue); from step 10 on steps take 3 s, so that SLURM's SIGKILL (KillWait 5 s) comes mid-training
-    proc, log = start(*EXACT, *ONE_JOB, probe(record, (3, 8), sleep_s=3.0, sleep_from=10), cwd=tmp_path, env=env)
+    proc, log = start(*ONE_JOB, *EXACT, probe(record, (3, 8), sleep_s=3.0, sleep_from=10), cwd=tmp_path, env=env)
     wait_for(Path(f"{record}.paused3"), proc, log)
     job = array_id(log.read_text())
     subprocess.run(["scancel", "--signal=USR2", job], check=True)

@@ -23,10 +23,12 @@ job-side ``__call__``):
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
@@ -48,7 +50,7 @@ class _SacctBypassFilter(logging.Filter):
 def slurm_accounting_off() -> bool:
     """True when the cluster runs without accounting storage (``sacct`` cannot answer)."""
     try:
-        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return False
     return any(line.split("=", 1)[-1].strip() == "accounting_storage/none"
@@ -77,20 +79,20 @@ class _SweepLauncher:
             raise ret._return_value  # the task's exception: submitit records it, the process exits 1
         return ret
 
-    def _finished(self, overrides: Sequence[str]) -> JobReturn | None:
-        """A completed JobReturn (with the recorded metrics) when this configuration has finished."""
+    def _finished(self, overrides: Sequence[str]) -> tuple[Path, JobReturn | None]:
+        """The configuration's run folder, and a completed JobReturn (with the recorded metrics)
+        when it holds a finished run."""
         from lit_sisr.training import DONE_FILE, finished_metrics
 
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))  # type: ignore[attr-defined]
-        if not cfg.get("resume", True):
-            return None
         out = Path(str(OmegaConf.select(cfg, "hydra.sweep.dir"))) / str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
-        metrics = finished_metrics(out, cfg)
+        metrics = finished_metrics(out, cfg) if cfg.get("resume", True) else None
         if metrics is None:
-            return None
-        log.info("\t%s: already finished (%s), not submitted", cfg.get("run_name", out.name), out / DONE_FILE)
-        return JobReturn(overrides=list(overrides), cfg=cfg, working_dir=str(out), task_name=cfg.get("task_name"),
-                         status=JobStatus.COMPLETED, _return_value=metrics.get("val/psnr"))
+            return out, None
+        log.info("\t%s: already finished (%s), not submitted", out.name, out / DONE_FILE)
+        return out, JobReturn(overrides=list(overrides), cfg=cfg, working_dir=str(out),
+                              task_name=cfg.get("task_name"), status=JobStatus.COMPLETED,
+                              _return_value=metrics.get("val/psnr"))
 
     def _executor(self) -> Any:
         import submitit
@@ -108,7 +110,7 @@ class _SweepLauncher:
         from hydra.core.singleton import Singleton
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))  # type: ignore[attr-defined]
-        returns: list[JobReturn | None] = [self._finished(o) for o in job_overrides]
+        folders, returns = map(list, zip(*(self._finished(o) for o in job_overrides)))
         todo = [i for i, r in enumerate(returns) if r is None]
         if not todo:
             log.info("All %d jobs of this sweep have finished (%s): nothing to submit", len(returns), sweep_dir)
@@ -120,16 +122,14 @@ class _SweepLauncher:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("Submitit '%s': %d of %d jobs to run, sweep output dir: %s", self._EXECUTOR, len(todo),
                  len(returns), sweep_dir)
-        names = []
         for i in todo:
-            names.append(" ".join(filter_overrides(job_overrides[i])))
-            log.info("\t#%d : %s", initial_job_idx + i, names[-1])
+            log.info("\t#%d : %s", initial_job_idx + i, " ".join(filter_overrides(job_overrides[i])))
         args = [(list(job_overrides[i]), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}",
                  Singleton.get_state()) for i in todo]
         jobs = self._executor().map_array(self, *zip(*args))
         log.info("Submitted %s (%d tasks); logs: %s", _array_id(jobs), len(jobs),
                  Path(jobs[0].paths.stdout).parent.parent)
-        results, failures = self._wait(jobs, names, watch_queue=no_accounting)
+        results, failures = self._wait(jobs, [str(folders[i]) for i in todo], watch_queue=no_accounting)
         for i, ret in zip(todo, results):
             returns[i] = ret
         if failures:
@@ -165,12 +165,18 @@ class _SweepLauncher:
                 pending.discard(i)
                 try:
                     results[i] = job.results()[0]
-                except Exception as exc:  # the task's exception, or submitit's UncompletedJobError
-                    last = [line for line in str(exc).strip().splitlines() if line.strip()]
-                    failures.append(_Failure(names[i], job, f"failed: {last[-1] if last else type(exc).__name__}"))
+                except Exception as exc:  # noqa: BLE001  (any exception of the task, or submitit's UncompletedJobError)
+                    failures.append(_Failure(names[i], job, f"failed: {_error_line(exc)}"))
             if pending:
                 time.sleep(POLL_S)
         return results, failures
+
+
+def _error_line(exc: Exception) -> str:
+    """The task's own error (``SomeError: message``, the last one in submitit's traceback text)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b.*", line)]
+    return errors[-1] if errors else (next((line for line in lines if line), type(exc).__name__))
 
 
 def _array_id(jobs: list) -> str:
@@ -182,7 +188,7 @@ def _in_queue(jobs: list) -> set[str]:
     """The job ids (``<array>_<task>``) SLURM still holds as pending or running (``squeue``)."""
     arrays = sorted({str(j.job_id).split("_")[0] for j in jobs})
     done = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(arrays)], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
     if done.returncode != 0:
         if "Invalid job id" in done.stderr:  # all of them finished and purged (MinJobAge)
             return set()
