@@ -150,7 +150,9 @@ class _SweepLauncher:
             for i in sorted(pending):
                 job = jobs[i]
                 # (without accounting, job.done() would ask sacct: an error and a warning per poll)
-                ended = job.done() if queued is None else job.paths.result_pickle.exists()
+                # (a result file of a job still queued is a requeued job's earlier segment's)
+                ended = job.done() if queued is None else (job.paths.result_pickle.exists()
+                                                           and job.job_id not in queued)
                 if not ended:
                     if queued is None or job.job_id in queued:
                         missing[i] = 0
