@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -77,6 +78,12 @@ class _SweepLauncher:
         ret = super().__call__(*args, **kwargs)  # type: ignore[misc]
         if ret.status == JobStatus.FAILED:
             raise ret._return_value  # the task's exception: submitit records it, the process exits 1
+        # Finished: a time-limit warning arriving while the process exits (SLURM sends it up to
+        # ~30 s early) must neither requeue the finished job nor kill it (Python restores the
+        # default action, termination, when it shuts down): ignore it from now on.
+        from lit_sisr.callbacks import _submitit_signal
+
+        signal.signal(_submitit_signal(), signal.SIG_IGN)
         return ret
 
     def _finished(self, overrides: Sequence[str]) -> tuple[Path, JobReturn | None]:
