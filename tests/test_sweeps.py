@@ -208,7 +208,7 @@ def test_submitit_local_sweep_of_two_ddp_jobs(tmp_path: Path, cache: Path) -> No
     # job is a 2-process DDP run (tasks_per_node = trainer.devices), in its config-named folder
     done = cli("hydra/launcher=local", "experiment=control_grid", "debug=smoke", "model=pan,imdn", "attention=bam",
                "scale=2", *TINY, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", cwd=tmp_path)
-    assert "Submitit 'local' sweep output dir" in done.stdout
+    assert "Submitit 'local': 2 of 2 jobs to run" in done.stdout
     sweep = tmp_path / "logs" / "control_grid" / "multirun"
     for model in ("pan", "imdn"):
         out = sweep / f"{model}-bam-x2-seed123-demo"

@@ -114,9 +114,17 @@ def _finish_wandb(failed: bool, preempted: bool = False) -> None:
     marked preempting when it stopped on a signal (it continues under the same id when resumed)."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
-        if preempted:
-            wandb.run.mark_preempting()
-        wandb.finish(exit_code=1 if failed else 0)
+        try:
+            if preempted:
+                wandb.run.mark_preempting()
+            wandb.finish(exit_code=1 if failed else 0)
+        except Exception as exc:  # noqa: BLE001
+            if not preempted:
+                raise
+            # SLURM signals every process of a requeued job at once, W&B's service too: its segment
+            # may stay unfinished; the requeued job continues the same run (docs/slurm.md).
+            log.warning("W&B run not finished while the job stops (%s: %s); it continues under the same id",
+                        type(exc).__name__, exc)
 
 
 def _log_test_table(trainer: pl.Trainer, rows: list[dict]) -> None:
