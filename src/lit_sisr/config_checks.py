@@ -254,7 +254,7 @@ def devices_present(value: Any, launch: Launch) -> str | None:
 
 
 def sweepable_strategy(value: Any, launch: Launch) -> str | None:
-    """ecosystem_notes section 1 (docs/reliability.md): a DDP child started by Lightning re-runs the
+    """docs/ecosystem.md, item 1: a DDP child started by Lightning re-runs the
     whole ``-m`` sweep of the basic launcher."""
     externally_launched = "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ
     value = str(value)

@@ -1,7 +1,7 @@
 """Exporting a network to TorchScript or ONNX, checked against eager PyTorch.
 
     python -m lit_sisr.export ckpt=logs/train/runs/<run>/checkpoints/last.ckpt format=onnx output=model.onnx
-    python -m lit_sisr.export ckpt=../shared/weights/IMDN/IMDN_x4.pth model=imdn scale=4 format=torchscript output=imdn_x4.pt
+    python -m lit_sisr.export ckpt=IMDN_x4.pth model=imdn scale=4 format=torchscript output=imdn_x4.pt
 
 The network is loaded as ``predict.py`` loads it (a lit-sisr checkpoint, or an authors' file with
 ``model=``/``attention=``/``scale=`` and any ``model.<option>=``; conf/predict.yaml). Its

@@ -42,7 +42,7 @@ def check_launch(cfg: DictConfig, multirun: bool) -> None:
 def bridge_submitit_local() -> None:
     """submitit_local starts one process per task (like SLURM) but, unlike SLURM, Lightning does not
     recognise them: export the torch.distributed variables (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_*)
-    so that Lightning joins the processes instead of spawning its own (ecosystem_notes.md E:6)."""
+    so that Lightning joins the processes instead of spawning its own (docs/ecosystem.md, item 2)."""
     if (os.environ.get("SUBMITIT_EXECUTOR") == "local" and int(os.environ.get("SUBMITIT_LOCAL_NTASKS", "1")) > 1
             and "LOCAL_RANK" not in os.environ):
         from submitit.helpers import TorchDistributedEnvironment

@@ -8,7 +8,7 @@ training device, there (:mod:`lit_sisr.data.placement`).
 LR images are read from an LR folder in the EDSR naming (``<stem>x<s>.png``) or made with the
 MATLAB-exact bicubic (:mod:`lit_sisr.resize`) from the top-left modcrop of HR.
 
-Training follows the BAM authors' protocol (bam_reference.md section 5) with the standard
+Training follows the BAM authors' protocol (docs/protocol.md, "The paper's training protocol") with the standard
 degradation: optionally five crops per image (four corners and centre, half size; a 5x
 expansion), one random LR patch per pair per epoch (HR patch = LR patch * scale), random
 horizontal flip, vertical flip and 90-degree rotation applied identically to LR and HR.
