@@ -168,6 +168,44 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cac
     assert not different, different
 
 
+def interrupt(args: list[str], record: Path, at: int, signum: signal.Signals, cwd: Path, cache: Path) -> str:
+    """Run train.py until the step before ``at``, send ``signum`` and wait for it to exit; its log."""
+    proc, log = start_train(args + [probe(record, pause_at=at)], cwd, {"LIT_SISR_CACHE": str(cache)})
+    wait_for(record.with_suffix(".paused"), proc, log)
+    proc.send_signal(signum)
+    record.with_suffix(".go").touch()
+    code = proc.wait(timeout=120)
+    assert code == (1 if signum == signal.SIGTERM else -signal.SIGKILL), log.read_text()[-3000:]
+    return log.read_text()
+
+
+# Two interruptions: SIGTERM on the last batch of epoch 0 (checkpoint at step 6, epoch 0: Lightning
+# restores such a checkpoint as "epoch 0 done" without marking epoch 1 started), then, in the resumed
+# run, SIGTERM (saved after step 8) or SIGKILL (the periodic checkpoint at step 8) mid-epoch 1.
+@pytest.mark.parametrize(("signum", "saved"), [(signal.SIGTERM, 9), (signal.SIGKILL, 8)], ids=["term", "kill"])
+def test_a_run_interrupted_twice_trains_every_step_once_and_equals_the_uninterrupted_one(
+        tmp_path: Path, cache: Path, straight, signum: signal.Signals, saved: int) -> None:
+    from lit_sisr.training import train
+
+    final, batches = straight
+    args = RESUME + HOST + ["data.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    first, second, third = (tmp_path / f"{name}.txt" for name in ("first", "second", "third"))
+    text = interrupt(args, first, 5, signal.SIGTERM, tmp_path, cache)
+    assert "stopped by SIGTERM: checkpoint saved at step 6 (epoch 0)" in text, text[-3000:]
+    assert steps(first) == batches[:6]
+    text = interrupt(args, second, 10 if signum == signal.SIGKILL else 8, signum, tmp_path, cache)
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == saved
+    ran = steps(second)
+    assert ran[:saved - 6] == batches[6:saved], ran  # the resume continued at step 6 with the exact batch
+    train(compose_train(tmp_path, args + [probe(third)]))
+    assert steps(third) == batches[saved:]  # steps saved..11, none more
+    state = training_state(last)
+    different = [k for k in final if not (torch.equal(state[k], final[k]) if torch.is_tensor(final[k])
+                                          else state[k] == final[k])]
+    assert state.keys() == final.keys() and not different, different
+
+
 @pytest.mark.parametrize("lag", [0, 1])
 def test_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(tmp_path: Path, cache: Path,
                                                                               monkeypatch, lag: int) -> None:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from lit_sisr.data.samplers import mark_resumed_epoch_started
 from lit_sisr.protocols import get_protocol
 from lit_sisr.scoring import METRICS, image_rows, score_images, super_resolve
 
@@ -94,6 +95,10 @@ class LitSR(pl.LightningModule):
         return self.net(lr)
 
     # -- training -----------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        # A Lightning 2.6.6 progress-counter fix for exact resume (docs/reliability.md).
+        mark_resumed_epoch_started(self.trainer)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         lr, hr = batch
         loss = F.l1_loss(self.net(lr), hr)
