@@ -56,6 +56,12 @@ class LitSR(pl.LightningModule):
         # (a GPU round trip per image), and would drop a NaN image from the mean; disabled, a NaN
         # image makes the set's mean NaN, which is visible.
         self.val_psnr, self.val_ssim = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
+        # The epoch mean of the training loss (logged as train/loss_epoch), patch-weighted. Persistent:
+        # its running sums are in state_dict, so a checkpoint written mid-epoch carries them and a
+        # resumed epoch's mean is the uninterrupted run's (Lightning's own self.log aggregate is not
+        # checkpointed). weights.load_network reads only the net. keys.
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.train_loss.persistent(True)
         self.test_set_names = list(test_set_names or [])
         self.test_metrics = nn.ModuleDict(
             {f"{s}_{k}": MeanMetric(nan_strategy="disable")
@@ -102,10 +108,15 @@ class LitSR(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         lr, hr = batch
         loss = F.l1_loss(self.net(lr), hr)
+        if batch_idx == 0:  # a new epoch (also after a resume from an epoch's last batch)
+            self.train_loss.reset()
+        # The step value is the metric's batch value (forward), the epoch value its compute() at the
+        # epoch end: keys train/loss_step and train/loss_epoch as before, all on the device.
+        self.train_loss(loss.detach(), lr.shape[0])
         # Not prog_bar=True: Lightning 2.6.6 turns every prog_bar value into a Python number after
         # each step (_LoggerConnector.on_batch_end), a host-device sync per step. The progress bar
         # (lit_sisr.callbacks.ProgressBar) reads the loss only when it redraws (docs/benchmarks.md).
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=lr.shape[0])
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, batch_size=lr.shape[0])
         return loss
 
     def configure_optimizers(self) -> Any:
