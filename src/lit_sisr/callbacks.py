@@ -48,7 +48,7 @@ class ProgressBar(TQDMProgressBar):
     after every step (a host-device sync per step on a GPU); this bar reads them from
     ``trainer.callback_metrics`` only when it redraws (every ``refresh_rate`` steps)."""
 
-    def __init__(self, refresh_rate: int = 1, show: tuple[str, ...] = ("train/loss",), **kwargs: Any) -> None:
+    def __init__(self, refresh_rate: int = 1, show: tuple[str, ...] = ("train/loss_step",), **kwargs: Any) -> None:
         super().__init__(refresh_rate=refresh_rate, **kwargs)
         self.show = tuple(show)
 

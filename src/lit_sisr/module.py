@@ -110,13 +110,16 @@ class LitSR(pl.LightningModule):
         loss = F.l1_loss(self.net(lr), hr)
         if batch_idx == 0:  # a new epoch (also after a resume from an epoch's last batch)
             self.train_loss.reset()
-        # The step value is the metric's batch value (forward), the epoch value its compute() at the
-        # epoch end: keys train/loss_step and train/loss_epoch as before, all on the device.
-        self.train_loss(loss.detach(), lr.shape[0])
+        # Patch-weighted as one value per patch: with nan_strategy="disable" (no host sync)
+        # MeanMetric.update ignores its weight argument (torchmetrics 1.9; docs/reliability.md).
+        self.train_loss.update(loss.detach().expand(lr.shape[0]))
+        # The step value as it is, the epoch mean from the metric: the keys of one forked
+        # self.log(on_step, on_epoch), whose epoch aggregate Lightning does not checkpoint.
         # Not prog_bar=True: Lightning 2.6.6 turns every prog_bar value into a Python number after
         # each step (_LoggerConnector.on_batch_end), a host-device sync per step. The progress bar
         # (lit_sisr.callbacks.ProgressBar) reads the loss only when it redraws (docs/benchmarks.md).
-        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, batch_size=lr.shape[0])
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=lr.shape[0])
+        self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True, batch_size=lr.shape[0])
         return loss
 
     def configure_optimizers(self) -> Any:
