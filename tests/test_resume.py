@@ -168,9 +168,9 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cac
     assert not different, different
 
 
-def interrupt(args: list[str], record: Path, at: int, signum: signal.Signals, cwd: Path, cache: Path) -> str:
+def interrupt(args: list[str], record: Path, at: int, signum: signal.Signals, cwd: Path, cache_dir: Path) -> str:
     """Run train.py until the step before ``at``, send ``signum`` and wait for it to exit; its log."""
-    proc, log = start_train(args + [probe(record, pause_at=at)], cwd, {"LIT_SISR_CACHE": str(cache)})
+    proc, log = start_train(args + [probe(record, pause_at=at)], cwd, {"LIT_SISR_CACHE": str(cache_dir)})
     wait_for(record.with_suffix(".paused"), proc, log)
     proc.send_signal(signum)
     record.with_suffix(".go").touch()
@@ -292,6 +292,22 @@ def test_a_killed_and_resumed_run_continues_its_metrics_file(tmp_path: Path, cac
     # every row and value, the epoch mean of the training loss of the interrupted epoch included
     # (its running sums are in the checkpoint: LitSR.train_loss)
     assert "train/loss_epoch" in want[0].split(",") and got == want
+
+
+def test_the_running_loss_mean_is_in_the_state_dict_and_old_checkpoints_without_it_load() -> None:
+    from lit_sisr.module import LitSR
+
+    module = LitSR(net=torch.nn.Conv2d(3, 3, 1), scale=2)
+    module.train_loss.update(torch.tensor([0.5, 0.5, 0.2]))
+    state = module.state_dict()
+    assert float(state["train_loss.mean_value"]) == pytest.approx(1.2) and float(state["train_loss.weight"]) == 3
+    fresh = LitSR(net=torch.nn.Conv2d(3, 3, 1), scale=2)
+    fresh.load_state_dict(state)  # strict: a resume restores the running mean
+    assert float(fresh.train_loss.compute()) == pytest.approx(0.4)
+    old = {k: v for k, v in state.items() if not k.startswith("train_loss.")}
+    older = LitSR(net=torch.nn.Conv2d(3, 3, 1), scale=2)
+    older.load_state_dict(old)  # strict too: a checkpoint from before the mean was kept still resumes
+    assert float(older.train_loss.weight) == 0 and torch.equal(older.net.weight, module.net.weight)
 
 
 def test_a_failed_relaunch_keeps_the_earlier_record_and_a_new_config_keeps_the_old_one(tmp_path: Path,

@@ -14,6 +14,7 @@ nested, as lightning-hydra-template does).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -25,6 +26,8 @@ from torchmetrics import MeanMetric
 from lit_sisr.data.samplers import mark_resumed_epoch_started
 from lit_sisr.protocols import get_protocol
 from lit_sisr.scoring import METRICS, image_rows, score_images, super_resolve
+
+log = logging.getLogger(__name__)
 
 
 class LitSR(pl.LightningModule):
@@ -101,6 +104,17 @@ class LitSR(pl.LightningModule):
         return self.net(lr)
 
     # -- training -----------------------------------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint written before ``train_loss`` was kept (no ``train_loss.*`` keys) still loads:
+        metric states are not buffers, so a strict load does not miss them. Resumed mid-epoch, its
+        epoch's ``train/loss_epoch`` then averages only the steps after the resume: say so."""
+        state = checkpoint.get("current_model_state") or checkpoint.get("state_dict") or {}
+        batches = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+        mid_epoch = batches.get("current", {}).get("completed", 0) > 0 and not batches.get("is_last_batch", True)
+        if mid_epoch and "train_loss.weight" not in state:
+            log.warning("the checkpoint has no running mean of the training loss (written by an older lit-sisr): "
+                        "train/loss_epoch of the epoch it resumes averages only the steps after the resume")
+
     def on_train_start(self) -> None:
         # A Lightning 2.6.6 progress-counter fix for exact resume (docs/reliability.md).
         mark_resumed_epoch_started(self.trainer)
