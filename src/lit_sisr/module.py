@@ -110,7 +110,7 @@ class LitSR(pl.LightningModule):
         epoch's ``train/loss_epoch`` then averages only the steps after the resume: say so."""
         state = checkpoint.get("current_model_state") or checkpoint.get("state_dict") or {}
         batches = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
-        mid_epoch = batches.get("current", {}).get("completed", 0) > 0 and not batches.get("is_last_batch", True)
+        mid_epoch = batches.get("current", {}).get("ready", 0) > 0 and not batches.get("is_last_batch", True)
         if mid_epoch and "train_loss.weight" not in state:
             log.warning("the checkpoint has no running mean of the training loss (written by an older lit-sisr): "
                         "train/loss_epoch of the epoch it resumes averages only the steps after the resume")
