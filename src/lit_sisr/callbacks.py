@@ -43,12 +43,12 @@ def _last_good_checkpoint(trainer: pl.Trainer, fallback: str | None) -> str | No
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's TQDM bar, also showing ``show`` (logged training values, e.g. ``train/loss``) that
+    """Lightning's TQDM bar, also showing ``show`` (logged training values, e.g. ``train/loss_step``) that
     are not logged with ``prog_bar=True``: Lightning converts prog_bar values to Python numbers
     after every step (a host-device sync per step on a GPU); this bar reads them from
     ``trainer.callback_metrics`` only when it redraws (every ``refresh_rate`` steps)."""
 
-    def __init__(self, refresh_rate: int = 1, show: tuple[str, ...] = ("train/loss",), **kwargs: Any) -> None:
+    def __init__(self, refresh_rate: int = 1, show: tuple[str, ...] = ("train/loss_step",), **kwargs: Any) -> None:
         super().__init__(refresh_rate=refresh_rate, **kwargs)
         self.show = tuple(show)
 

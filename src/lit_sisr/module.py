@@ -14,6 +14,7 @@ nested, as lightning-hydra-template does).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -22,8 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from lit_sisr.data.samplers import mark_resumed_epoch_started
 from lit_sisr.protocols import get_protocol
 from lit_sisr.scoring import METRICS, image_rows, score_images, super_resolve
+
+log = logging.getLogger(__name__)
 
 
 class LitSR(pl.LightningModule):
@@ -55,6 +59,12 @@ class LitSR(pl.LightningModule):
         # (a GPU round trip per image), and would drop a NaN image from the mean; disabled, a NaN
         # image makes the set's mean NaN, which is visible.
         self.val_psnr, self.val_ssim = MeanMetric(nan_strategy="disable"), MeanMetric(nan_strategy="disable")
+        # The epoch mean of the training loss (logged as train/loss_epoch), patch-weighted. Persistent:
+        # its running sums are in state_dict, so a checkpoint written mid-epoch carries them and a
+        # resumed epoch's mean is the uninterrupted run's (Lightning's own self.log aggregate is not
+        # checkpointed). weights.load_network reads only the net. keys.
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.train_loss.persistent(True)
         self.test_set_names = list(test_set_names or [])
         self.test_metrics = nn.ModuleDict(
             {f"{s}_{k}": MeanMetric(nan_strategy="disable")
@@ -94,13 +104,36 @@ class LitSR(pl.LightningModule):
         return self.net(lr)
 
     # -- training -----------------------------------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint written before ``train_loss`` was kept (no ``train_loss.*`` keys) still loads:
+        metric states are not buffers, so a strict load does not miss them. Resumed mid-epoch, its
+        epoch's ``train/loss_epoch`` then averages only the steps after the resume: say so."""
+        state = checkpoint.get("current_model_state") or checkpoint.get("state_dict") or {}
+        batches = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+        mid_epoch = batches.get("current", {}).get("ready", 0) > 0 and not batches.get("is_last_batch", True)
+        if mid_epoch and "train_loss.weight" not in state:
+            log.warning("the checkpoint has no running mean of the training loss (written by an older lit-sisr): "
+                        "train/loss_epoch of the epoch it resumes averages only the steps after the resume")
+
+    def on_train_start(self) -> None:
+        # A Lightning 2.6.6 progress-counter fix for exact resume (docs/reliability.md).
+        mark_resumed_epoch_started(self.trainer)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         lr, hr = batch
         loss = F.l1_loss(self.net(lr), hr)
+        if batch_idx == 0:  # a new epoch (also after a resume from an epoch's last batch)
+            self.train_loss.reset()
+        # Patch-weighted as one value per patch: with nan_strategy="disable" (no host sync)
+        # MeanMetric.update ignores its weight argument (torchmetrics 1.9; docs/reliability.md).
+        self.train_loss.update(loss.detach().expand(lr.shape[0]))
+        # The step value as it is, the epoch mean from the metric: the keys of one forked
+        # self.log(on_step, on_epoch), whose epoch aggregate Lightning does not checkpoint.
         # Not prog_bar=True: Lightning 2.6.6 turns every prog_bar value into a Python number after
         # each step (_LoggerConnector.on_batch_end), a host-device sync per step. The progress bar
         # (lit_sisr.callbacks.ProgressBar) reads the loss only when it redraws (docs/benchmarks.md).
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=lr.shape[0])
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=lr.shape[0])
+        self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True, batch_size=lr.shape[0])
         return loss
 
     def configure_optimizers(self) -> Any:

@@ -35,6 +35,25 @@ def training_position(trainer: Any) -> tuple[int, int]:
     return int(epochs.processed), int(batches.current.ready)
 
 
+def mark_resumed_epoch_started(trainer: Any) -> None:
+    """After a resume from a checkpoint saved at the end of an epoch's last batch (a signal or
+    periodic checkpoint written in ``on_train_batch_end``), count the next epoch as started.
+
+    Lightning 2.6.6 restores such a checkpoint as "that epoch is done" (``_FitLoop.reset`` raises
+    ``epoch_progress`` ``processed``/``completed``) but, taking the restart for a mid-epoch one,
+    skips the ``ready``/``started`` increments (and ``on_train_epoch_start``) of the epoch it then
+    runs. Every checkpoint written during that epoch then reads as "no epoch in progress", and a
+    resume from it restarts the epoch from batch 0: a run interrupted first there and then
+    mid-epoch trained steps twice (docs/reliability.md). Call it in ``on_train_start`` (after the
+    loops are reset, before the epoch starts); it changes nothing in any other case.
+    """
+    loop = trainer.fit_loop
+    epochs = loop.epoch_progress
+    if loop.restarted_mid_epoch and epochs.current.started == epochs.current.processed:
+        epochs.increment_ready()
+        epochs.increment_started()
+
+
 class EpochSampler(DistributedSampler):
     """A shuffling ``DistributedSampler`` that yields ``(index, epoch)`` and resumes mid-epoch.
 
