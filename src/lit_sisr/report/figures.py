@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lit_sisr.checkpoint_io import atomic_write_bytes
+from lit_sisr.atomic import atomic_write_bytes
 from lit_sisr.report.runs import Run
 from lit_sisr.report.model import Report, Table
 from lit_sisr.report.writers import level_text
