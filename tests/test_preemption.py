@@ -7,9 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from test_resume import RESUME, probe, start_train, steps, wait_for
-from test_sweeps import read_offline_run
-from test_train import cache  # noqa: F401  (a fixture)
+from helpers import RESUME, probe, read_offline_run, start_train, steps, wait_for
 
 
 def test_usr2_under_submitit_checkpoints_requeues_and_resumes_the_same_folder_and_wandb_run(
