@@ -13,8 +13,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
-
 from refdata import REPO
+
 from lit_sisr.backbones import BACKBONES, build_backbone
 
 EDSR = dict(BACKBONES.get("edsr").tiny)
