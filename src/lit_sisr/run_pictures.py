@@ -28,6 +28,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from lit_sisr.backbones.bicubic import Bicubic
 from lit_sisr.sample_images import sample_crops
 
 CURVES, SAMPLES = "curves.png", "samples.png"
@@ -66,7 +67,7 @@ class RunPictures(pl.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self.val_bicubic is None and not trainer.sanity_checking:  # once: it does not change
             lr, hr, _ = batch
-            self._bicubic_sum.append(pl_module.protocol.score(pl_module.bicubic(lr), hr, pl_module.scale)[0].float().cpu())
+            self._bicubic_sum.append(pl_module.protocol.score(Bicubic(pl_module.scale)(lr), hr, pl_module.scale)[0].float().cpu())
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
