@@ -77,7 +77,7 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
     assert summary["test/demo_test/psnr"] == pytest.approx(metrics["test/demo_test/psnr"], abs=1e-6)
     for key in ("train/loss_step", "train/loss_epoch", "lr-Adam", "val/psnr", "val/ssim", "test/demo_test/ssim"):
         assert key in summary, sorted(summary)
-    assert summary["test/results"]["_type"] == "table-file" and summary["test/results"]["nrows"] == 2
+    assert summary["test/results"]["_type"] == "table-file" and summary["test/results"]["nrows"] == len(SPLITS["test"])
     samples = summary["val/samples"]  # bicubic | SR | HR crops of the first validation images
     assert samples["_type"] == "images/separated" and samples["count"] == 1, samples  # demo_val: 1 image
     assert samples["width"] == 3 * 128 + 2 * 4 and samples["height"] == 128
