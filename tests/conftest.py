@@ -1,6 +1,8 @@
 """Shared fixtures."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -20,3 +22,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def cache(tmp_path_factory, monkeypatch) -> Path:
+    """``LIT_SISR_CACHE``, one folder for the whole session (the demo images land in ``<cache>/demo`` once)."""
+    path = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("LIT_SISR_CACHE", str(path))
+    return path

@@ -1,9 +1,11 @@
-"""Test-only callbacks that break a run on purpose (importable by subprocesses: tests/ on PYTHONPATH)."""
+"""Test-only callbacks that break or watch a run on purpose (importable by subprocesses: tests/ on PYTHONPATH)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 
@@ -57,3 +59,29 @@ class StepProbe(pl.Callback):
             time.sleep(self.sleep_s)
         with self.record.open("a") as f:
             f.write(f"{step}\n")
+
+
+class BatchProbe(pl.Callback):
+    """Test instrument, enabled with ``+callbacks.probe={_target_:fault_injection.BatchProbe,record:...}``
+    (:func:`helpers.probe`).
+
+    Appends ``<global step> <batch checksum>`` to ``record`` before each training step (flushed,
+    so a killed process keeps its lines). With ``pause_at``, before that step it writes
+    ``<record>.paused`` (its pid) and waits for ``<record>.go``: the test signals this process at a
+    known step, then lets it go on (once: a resumed or requeued run does not pause again)."""
+
+    def __init__(self, record: str, pause_at: int | None = None) -> None:
+        self.record, self.pause_at = Path(record), pause_at
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        paused, go = self.record.with_suffix(".paused"), self.record.with_suffix(".go")
+        if trainer.global_step == self.pause_at and not paused.exists():
+            paused.write_text(str(os.getpid()))
+            deadline = time.monotonic() + 120
+            while not go.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"nobody released {paused}")
+                time.sleep(0.02)
+        digest = hashlib.sha1(b"".join(t.numpy().tobytes() for t in batch)).hexdigest()[:16]
+        with self.record.open("a") as f:
+            f.write(f"{trainer.global_step} {digest}\n")

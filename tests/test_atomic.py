@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
+from lit_sisr.atomic import atomic_write_text
+from lit_sisr.checkpoint_io import AtomicCheckpointIO
 from lit_sisr.outputs import write_results
 
 N = 6_000_000  # 24 MB of float32 per checkpoint: each save takes long enough to be hit mid-write

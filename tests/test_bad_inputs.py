@@ -26,7 +26,7 @@ from lit_sisr.data.io import list_images, read_image
 from lit_sisr.cli_errors import guard_run_folder, user_error_message
 from lit_sisr.config_checks import check_eval_config, check_run_config
 from lit_sisr.errors import ConfigError
-from lit_sisr.weights import check_lightning_checkpoint, load_lightning_weights, load_official_weights, read_state
+from lit_sisr.weights import check_fits, load_network, load_official_weights, read_state
 
 
 def compose_cfg(overrides: list[str], name: str = "train"):
@@ -151,20 +151,28 @@ def test_pairs_whose_sizes_disagree_and_lr_smaller_than_the_patch(tmp_path: Path
 
 # -- checkpoints -------------------------------------------------------------------------------
 
+TINY_OPTIONS = {"imdn": {"n_feats": 8, "n_blocks": 1}, "edsr": {"n_feats": 8, "n_resblocks": 1}}
+
+
 def tiny(scale: int, name: str = "imdn"):
-    options = {"imdn": {"n_feats": 8, "n_blocks": 1}, "edsr": {"n_feats": 8, "n_resblocks": 1}}[name]
-    return build_backbone(name, scale, "none", **options)
+    return build_backbone(name, scale, "none", **TINY_OPTIONS[name])
 
 
 def test_checkpoints_of_another_network_or_scale_and_corrupted_files(tmp_path: Path) -> None:
     ckpt = tmp_path / "imdn_x2.ckpt"
+    model = {"_target_": "lit_sisr.backbones.build_backbone", "name": "imdn", "scale": 2,
+             "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": "none"}, **TINY_OPTIONS["imdn"]}
     torch.save({"state_dict": {f"net.{k}": v for k, v in tiny(2).state_dict().items()},
-                "hyper_parameters": {"config": {"model": {"name": "imdn"}, "attention": {"name": "none"}, "scale": 2}}},
+                "hyper_parameters": {"config": {"model": model, "attention": {"name": "none"}, "scale": 2}}},
                ckpt)
-    msg = message_of(lambda: load_lightning_weights(tiny(3), ckpt))
+    # resume and init_from: the checkpoint opened by the one loader, then checked against the run's network
+    net = tiny(3)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    msg = message_of(lambda: check_fits(net, load_network(ckpt, "checkpoint")))
     assert msg.startswith(f"{ckpt} does not fit IMDN") and "shape mismatch" in msg
     assert msg.endswith("(the checkpoint was trained as model=imdn attention=none scale=2)")
-    assert message_of(lambda: check_lightning_checkpoint(tiny(3), ckpt)) == msg
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # the check leaves it unchanged
+    assert message_of(lambda: check_fits(tiny(3), load_network(ckpt))) == msg  # kind="auto" finds the run config
     official = tmp_path / "edsr.pth"
     torch.save(tiny(2, "edsr").state_dict(), official)
     msg = message_of(lambda: load_official_weights(tiny(2), official))

@@ -71,11 +71,11 @@ class SyncWatch(pl.Callback):
 
 
 def test_default_training_steps_do_not_synchronise(tmp_path: Path) -> None:
-    from test_train import TINY_IMDN, compose_train
+    from helpers import TINY, compose_train
     from lit_sisr.training import build
 
     steps, log_every, refresh = 50, 50, 5
-    cfg = compose_train(tmp_path, TINY_IMDN + [
+    cfg = compose_train(tmp_path, TINY + [
         "trainer=gpu", f"+trainer.max_steps={steps}", "trainer.max_epochs=-1", "+trainer.limit_val_batches=0",
         "test=false", f"trainer.log_every_n_steps={log_every}", f"callbacks.progress_bar.refresh_rate={refresh}",
     ])

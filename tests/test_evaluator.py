@@ -53,7 +53,7 @@ def test_a_set_with_some_lr_files_missing_is_refused(hr_only: Path) -> None:
 
 
 def test_eval_of_an_hr_only_set_says_so_and_saves_the_sr_images(tmp_path: Path, hr_only: Path, capsys) -> None:
-    from test_train import compose_train
+    from helpers import compose_train
     from lit_sisr.evaluate_cli import evaluate
 
     cfg = compose_train(tmp_path, ["model=bicubic", "attention=none", "scale=3", "sets=[Set5]",
@@ -80,7 +80,7 @@ def test_eval_of_an_hr_only_set_says_so_and_saves_the_sr_images(tmp_path: Path, 
 def test_training_test_loop_and_eval_give_the_same_rows(tmp_path: Path, hr_only: Path, monkeypatch) -> None:
     """The Lightning test loop and eval.py share one code path: identical rows, HR-only set included."""
     monkeypatch.setenv("LIT_SISR_CACHE", str(tmp_path / "cache"))
-    from test_train import RUN, compose_train
+    from helpers import RUN, compose_train
     from lit_sisr.evaluate_cli import evaluate
     from lit_sisr.training import train
 

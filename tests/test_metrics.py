@@ -5,6 +5,7 @@ import kornia
 import pytest
 import torch
 
+from helpers import GOLDEN
 from refdata import BENCHMARK, need
 from lit_sisr.backbones import build_backbone
 from lit_sisr.data.testsets import named_sets
@@ -76,13 +77,6 @@ def test_ssim_names_bad_shapes() -> None:
         ssim_of_y(y, y[..., :19])
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim_of_y(y[..., :10, :], y[..., :10, :])
-
-
-GOLDEN = {  # protocol.md: bicubic upscaling of the shared LR files, Y-PSNR / SSIM
-    ("Set5", 2): (33.673, 0.9303), ("Set5", 3): (30.403, 0.8689), ("Set5", 4): (28.429, 0.8111),
-    ("Set14", 2): (30.325, 0.8699), ("Set14", 3): (27.631, 0.7759), ("Set14", 4): (26.088, 0.7048),
-    ("B100", 2): (29.553, 0.8433), ("B100", 3): (27.202, 0.7389), ("B100", 4): (25.955, 0.6678),
-}
 
 
 @pytest.mark.parametrize("set_name,scale", list(GOLDEN))

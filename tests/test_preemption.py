@@ -7,9 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from test_resume import RESUME, probe, start_train, steps, wait_for
-from test_sweeps import read_offline_run
-from test_train import cache  # noqa: F401  (a fixture)
+from helpers import RESUME, probe, read_offline_run, start_train, steps, wait_for
 
 
 def test_usr2_under_submitit_checkpoints_requeues_and_resumes_the_same_folder_and_wandb_run(
@@ -30,7 +28,8 @@ def test_usr2_under_submitit_checkpoints_requeues_and_resumes_the_same_folder_an
     assert proc.wait(timeout=300) == 0, log.read_text()[-4000:]
 
     out = tmp_path / "logs" / "train" / "multirun" / "imdn-none-x2-seed123-demo"
-    job_log = "\n".join(p.read_text() for p in (tmp_path / "logs" / "train" / "multirun" / ".submitit").rglob("*.out"))
+    # stdout and stderr of the job (Lightning's own messages go to stderr)
+    job_log = "\n".join(p.read_text() for p in sorted((tmp_path / "logs" / "train" / "multirun" / ".submitit").rglob("*_log.*")))
     assert "Caught signal SIGUSR2" in job_log and "Requeued job" in job_log, job_log[-4000:]
     assert "checkpoint saved at step 4 (epoch 0)" in job_log
     assert "Restored all states from the checkpoint" in job_log

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from refdata import BENCHMARK, benchmark_set, need
-from test_metrics import GOLDEN
+from helpers import GOLDEN
 from lit_sisr.backbones import build_backbone
 from lit_sisr.scoring import evaluate_set, mean_metrics
 from lit_sisr.protocols import bam_paper_pair, bam_paper_score, bam_paper_y, get_protocol, standard_pair
@@ -69,7 +69,7 @@ def test_eval_compare_protocols_writes_both_and_the_gap(tmp_path) -> None:
 
     from omegaconf import OmegaConf
 
-    from test_train import compose_train
+    from helpers import compose_train
     from lit_sisr.evaluate_cli import evaluate
 
     need(BENCHMARK / "Set5", "benchmark Set5")
@@ -88,7 +88,7 @@ def test_eval_compare_protocols_writes_both_and_the_gap(tmp_path) -> None:
 
 def test_training_runs_validate_and_test_under_their_protocol(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("LIT_SISR_CACHE", str(tmp_path / "cache"))
-    from test_train import SHRINK, compose_train
+    from helpers import SHRINK, compose_train
     from lit_sisr.scoring import score_images
     from lit_sisr.training import build
 

@@ -3,87 +3,16 @@ bit-identical to an uninterrupted run, with EMA, an epoch LR schedule, 0 or 2 Da
 the training images on the device (data.placement=device, here the CPU)."""
 from __future__ import annotations
 
-import hashlib
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
-from refdata import REPO
-from test_train import SHRINK, cache, compose_train  # noqa: F401  (cache is a fixture)
+from helpers import RESUME, compose_train, probe, start_train, steps, wait_for
 
-# A tiny IMDN without attention (BAM is 6x slower on CPU and changes nothing here); 11 demo training
-# photos / batch 2 = 6 batches per epoch (the last one of a single patch), 2 epochs; a
-# mid-epoch last.ckpt every 4 steps; EMA on; the learning rate halves every epoch (scheduler state matters).
-RESUME = SHRINK + [
-    "attention=none", "callbacks=ema", "data.repeat=1", "data.batch_size=2", "trainer.max_epochs=2",
-    "callbacks.step_checkpoint.every_n_train_steps=4", "scheduler.step_size=1", "trainer.deterministic=true",
-    "test=false", "logger=none",
-]
 STEPS = 12
-
-
-class Probe(pl.Callback):
-    """Test instrument, enabled with ``+callbacks.probe={_target_:test_resume.Probe,record:...}``.
-
-    Appends ``<global step> <batch checksum>`` to ``record`` before each training step (flushed,
-    so a killed process keeps its lines). With ``pause_at``, before that step it writes
-    ``<record>.paused`` (its pid) and waits for ``<record>.go``: the test signals this process at a
-    known step, then lets it go on (once: a resumed or requeued run does not pause again)."""
-
-    def __init__(self, record: str, pause_at: int | None = None) -> None:
-        self.record, self.pause_at = Path(record), pause_at
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        paused, go = self.record.with_suffix(".paused"), self.record.with_suffix(".go")
-        if trainer.global_step == self.pause_at and not paused.exists():
-            paused.write_text(str(os.getpid()))
-            deadline = time.monotonic() + 120
-            while not go.exists():
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"nobody released {paused}")
-                time.sleep(0.02)
-        digest = hashlib.sha1(b"".join(t.numpy().tobytes() for t in batch)).hexdigest()[:16]
-        with self.record.open("a") as f:
-            f.write(f"{trainer.global_step} {digest}\n")
-
-
-def probe(record: Path, pause_at: int | None = None) -> str:
-    pause = f",pause_at:{pause_at}" if pause_at is not None else ""
-    return f"+callbacks.probe={{_target_:test_resume.Probe,record:'{record}'{pause}}}"
-
-
-def steps(record: Path) -> list[tuple[int, str]]:
-    return [(int(a), b) for a, b in (line.split() for line in record.read_text().splitlines())]
-
-
-def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"{path} never appeared (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
-        time.sleep(0.05)
-
-
-def start_train(args: list[str], cwd: Path, extra_env: dict | None = None) -> tuple[subprocess.Popen, Path]:
-    """train.py in a subprocess; output to a file (DataLoader workers outlive a SIGKILLed parent
-    for a moment and would hold a pipe open)."""
-    log = cwd / "train.log.txt"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "WANDB_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-           **(extra_env or {})}
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    return proc, log
 
 
 def flat(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from test_train import SHRINK, cache, compose_train  # noqa: F401  (cache: a pytest fixture)
+from helpers import SHRINK, compose_train
 from lit_sisr.run_pictures import RunPictures
 from lit_sisr.training import build, train
 

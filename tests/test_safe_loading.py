@@ -11,7 +11,7 @@ import torch
 
 from refdata import REPO
 from lit_sisr.backbones import build_backbone
-from lit_sisr.weights import WeightsError, load_lightning_weights, load_official_weights, read_state
+from lit_sisr.weights import WeightsError, load_network, load_official_weights, read_state
 
 
 class CallsSystem:
@@ -52,7 +52,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path: Path
     with system_legacy.open("wb") as f:
         pickle.dump({"params": CallsSystem(marker)}, f, protocol=4)
 
-    cases = [(zipped, read_state, "open"), (zipped, lambda p: load_lightning_weights(net, p), "open"),
+    cases = [(zipped, read_state, "open"), (zipped, lambda p: load_network(p, "checkpoint"), "open"),
              (legacy, lambda p: load_official_weights(net, p), "open"), (system, read_state, "system"),
              (system_legacy, lambda p: load_official_weights(net, p), "system")]
     for path, load, callable_name in cases:
@@ -67,11 +67,15 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path: Path
 def test_plain_checkpoints_still_load(tmp_path: Path) -> None:
     net = build_backbone("imdn", 2, "none", n_feats=8, n_blocks=1)
     path = tmp_path / "ok.ckpt"
+    model = {"_target_": "lit_sisr.backbones.build_backbone", "name": "imdn", "scale": 2, "n_feats": 8, "n_blocks": 1,
+             "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": "none"}}
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "hyper_parameters": {"config": {"model": {"name": "imdn"}, "scale": 2}}}, path)
-    other = build_backbone("imdn", 2, "none", n_feats=8, n_blocks=1)
-    assert load_lightning_weights(other, path)["config"]["scale"] == 2
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
+                "hyper_parameters": {"config": {"model": model, "attention": {"name": "none"}, "scale": 2}}}, path)
+    loaded = load_network(path, "checkpoint")
+    assert loaded.config["scale"] == 2 and loaded.scale == 2
+    other = loaded.net.state_dict()
+    assert other.keys() == net.state_dict().keys()
+    assert all(torch.equal(a, other[k]) for k, a in net.state_dict().items())
 
 
 def _package_sources() -> list[Path]:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY, read_offline_run
 from refdata import REPO
-from test_sweeps import TINY, read_offline_run
-from test_train import cache  # noqa: F401  (a fixture)
 
 
 def _cluster_missing() -> str | None:
@@ -38,7 +37,7 @@ _MISSING = _cluster_missing()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))]
 
 SWEEP = ["experiment=control_grid", "debug=smoke", "scale=2", "hydra/launcher=slurm"]
-# RESUME of test_resume (12 steps, EMA, a schedule, mid-epoch checkpoints), as a one-job SLURM sweep
+# RESUME of helpers.py (12 steps, EMA, a schedule, mid-epoch checkpoints), as a one-job SLURM sweep
 EXACT = [*TINY, "trainer.accelerator=cpu", "~callbacks.progress_bar", "+trainer.enable_progress_bar=false",
          "data.patch_size=16", "attention=none", "callbacks=ema", "data.repeat=2", "data.batch_size=2",
          "trainer.max_epochs=2", "callbacks.step_checkpoint.every_n_train_steps=4", "scheduler.step_size=1",

@@ -20,7 +20,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader
 
-from test_train import TINY_IMDN, compose_train
+from helpers import TINY, compose_train
 
 READS = {"item", "__bool__", "tolist", "__float__", "__int__", "__index__", "numpy", "__format__"}
 
@@ -61,7 +61,7 @@ class Mark(pl.Callback):
 def test_steps_read_nothing_back_except_when_logging_or_redrawing(tmp_path: Path) -> None:
     from lit_sisr.training import build
 
-    cfg = compose_train(tmp_path, TINY_IMDN + [
+    cfg = compose_train(tmp_path, TINY + [
         "trainer.accelerator=cpu", "+trainer.max_steps=20", "trainer.max_epochs=-1", "+trainer.limit_val_batches=0",
         "test=false", "trainer.log_every_n_steps=10", "callbacks.progress_bar.refresh_rate=4",
         "callbacks.finite_loss.lag_steps=1",  # the GPU default

@@ -10,13 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import SHRINK, TINY, compose_train, read_offline_run
 from refdata import REPO
 from lit_sisr.data.demo import SPLITS
-from test_train import SHRINK, TINY_IMDN, cache, compose_train  # noqa: F401  (cache is a fixture)
-
-# tiny networks for a control-grid slice: `model.n_feats` / `model.n_blocks` exist in PAN and IMDN
-TINY = ["model.n_feats=16", "model.n_blocks=2"]
-
 
 def cli(*args: str, cwd: Path, script: str = "train.py") -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1", "WANDB_MODE": "disabled"}
@@ -52,54 +48,6 @@ def test_control_grid_slice_runs_with_smoke_and_relaunch_skips_finished_jobs(tmp
     assert (sweep / "pan-original-x2-seed123-demo" / "done.json").is_file()
 
 
-def read_offline_run(run_dir: Path) -> dict:
-    """The run record, config, summary and exit code of an offline W&B run, read from its
-    ``run-<id>.wandb`` file (wandb >= 0.19 writes no wandb-summary.json offline, and ``wandb.Api``
-    reads only the server). The file is a LevelDB-style log of ``Record`` protobufs: a 7-byte
-    header, then 32 KiB blocks of chunks (crc32 u32, length u16, type u8: 1 full, 2 first, 3 middle, 4 last)."""
-    import struct
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = next(run_dir.glob("run-*.wandb")).read_bytes()
-    assert data[:4] == b":W&B"
-    out: dict = {"config": {}, "summary": {}, "exit_code": None, "preempting": False}
-    pos, block, chunk = 7, 32768, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0 and length == 0:  # zero padding at the end of a block
-            pos += left
-            continue
-        chunk += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind not in (1, 4):
-            continue
-        record = pb.Record()
-        record.ParseFromString(chunk)
-        chunk = b""
-        which = record.WhichOneof("record_type")
-        if which == "run":
-            out["run"] = record.run
-        elif which == "config":
-            out["config"].update({u.key: json.loads(u.value_json) for u in record.config.update})
-        elif which == "summary":
-            for u in record.summary.update:
-                keys = list(u.nested_key) or [u.key]
-                node = out["summary"]
-                for k in keys[:-1]:
-                    node = node.setdefault(k, {})
-                node[keys[-1]] = json.loads(u.value_json)
-        elif which == "exit":
-            out["exit_code"] = record.exit.exit_code
-        elif which == "preempting":
-            out["preempting"] = True
-    return out
-
-
 def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, monkeypatch) -> None:
     import wandb
 
@@ -129,7 +77,7 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
     assert summary["test/demo_test/psnr"] == pytest.approx(metrics["test/demo_test/psnr"], abs=1e-6)
     for key in ("train/loss_step", "train/loss_epoch", "lr-Adam", "val/psnr", "val/ssim", "test/demo_test/ssim"):
         assert key in summary, sorted(summary)
-    assert summary["test/results"]["_type"] == "table-file" and summary["test/results"]["nrows"] == 2
+    assert summary["test/results"]["_type"] == "table-file" and summary["test/results"]["nrows"] == len(SPLITS["test"])
     samples = summary["val/samples"]  # bicubic | SR | HR crops of the first validation images
     assert samples["_type"] == "images/separated" and samples["count"] == 1, samples  # demo_val: 1 image
     assert samples["width"] == 3 * 128 + 2 * 4 and samples["height"] == 128

@@ -9,43 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
+from helpers import RUN, SHRINK, compose_train
 from refdata import BENCHMARK, REPO, need
 from lit_sisr.data.demo import SPLITS
 from lit_sisr.training import ConfigError, check_launch, train
-
-# A tiny IMDN on small demo patches: the whole pipeline in seconds.
-TINY_IMDN = ["model.n_feats=16", "model.n_blocks=2"]
-RUN = [
-    "data.patch_size=16", "data.repeat=1", "data.batch_size=3",
-    "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "trainer.accelerator=cpu", "~callbacks.progress_bar",
-    "+trainer.enable_progress_bar=false",
-]
-SHRINK = TINY_IMDN + RUN
-
-
-def compose_train(tmp_path: Path, overrides: list[str], config_name: str = "train") -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
-        cfg.hydra.runtime.cwd = str(tmp_path)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
-@pytest.fixture()
-def cache(tmp_path_factory, monkeypatch) -> Path:
-    path = tmp_path_factory.getbasetemp() / "cache"
-    monkeypatch.setenv("LIT_SISR_CACHE", str(path))
-    return path
-
 
 def test_train_test_and_resume(tmp_path: Path, cache: Path) -> None:
     cfg = compose_train(tmp_path, SHRINK)

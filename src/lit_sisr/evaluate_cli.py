@@ -9,7 +9,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lit_sisr.checkpoint_io import atomic_write_text
+from lit_sisr.atomic import atomic_write_text
 from lit_sisr.data.testsets import named_sets
 from lit_sisr.inference import INFERENCE_KEYS, inference_from_config
 from lit_sisr.outputs import format_table, summarize, write_config, write_results

@@ -19,7 +19,7 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
-from lit_sisr.checkpoint_io import atomic_write_text
+from lit_sisr.atomic import atomic_write_text
 
 
 class _ContinuedWriter(ExperimentWriter):

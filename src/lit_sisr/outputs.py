@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from lit_sisr.checkpoint_io import atomic_write_text
+from lit_sisr.atomic import atomic_write_text
 
 # The names of what a run folder holds, defined here only.
 CONFIG_FILE = "config.yaml"

@@ -21,8 +21,8 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from lit_sisr.atomic import atomic_write_bytes
 from lit_sisr.backbones.bicubic import Bicubic
-from lit_sisr.checkpoint_io import atomic_write_bytes
 from lit_sisr.data.datasets import ImageSet, PairedImages
 from lit_sisr.protocols import Protocol, get_protocol
 

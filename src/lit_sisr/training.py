@@ -19,7 +19,8 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from lit_sisr.backbones import count_parameters
 from lit_sisr.callbacks import Preempted
 from lit_sisr.data.datasets import lr_source
-from lit_sisr.checkpoint_io import AtomicCheckpointIO, atomic_write_text
+from lit_sisr.atomic import atomic_write_text
+from lit_sisr.checkpoint_io import AtomicCheckpointIO
 from lit_sisr.module import LitSR
 from lit_sisr.config_checks import check_config
 from lit_sisr.errors import ConfigError  # noqa: F401  (re-exported for callers of check_launch)

@@ -362,30 +362,6 @@ def check_fits(net: nn.Module, loaded: LoadedNetwork) -> None:
         raise WeightsError(f"{err} {_trained_as({'config': loaded.config})}".rstrip()) from None
 
 
-def load_lightning_weights(net: nn.Module, path: str | Path, prefix: str = "net.") -> dict:
-    """Load the network part of a lit-sisr checkpoint; returns the checkpoint's hyper-parameters."""
-    path = Path(path)
-    ckpt = read_state(path)
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise WeightsError(f"{path}: not a lit-sisr checkpoint (no 'state_dict'); for an authors' file use weights=<file>")
-    hparams = ckpt.get("hyper_parameters") or {}
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    try:
-        _load_strict(net, state, path)
-    except WeightsError as err:
-        raise WeightsError(f"{err} {_trained_as(hparams)}".rstrip()) from None
-    return hparams
-
-
-def check_lightning_checkpoint(net: nn.Module, path: str | Path, prefix: str = "net.") -> None:
-    """Raise :class:`WeightsError` unless the lit-sisr checkpoint ``path`` fits ``net`` exactly
-    (same keys and shapes); ``net`` is left unchanged. For resuming: a checkpoint of another
-    network, width or scale is named in one line instead of a state-dict dump."""
-    import copy
-
-    load_lightning_weights(copy.deepcopy(net), path, prefix)
-
-
 def _trained_as(hparams: dict) -> str:
     config = hparams.get("config") if isinstance(hparams, dict) else None
     try:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from lit_sisr.checkpoint_io import atomic_write_text
+from lit_sisr.atomic import atomic_write_text
 from lit_sisr.report.runs import discover
 from lit_sisr.report.stats import seed_key
 from lit_sisr.report.assembly import build_report

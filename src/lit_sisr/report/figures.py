@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lit_sisr.checkpoint_io import atomic_write_bytes
+from lit_sisr.atomic import atomic_write_bytes
 from lit_sisr.report.runs import Run
 from lit_sisr.report.model import Report, Table
 from lit_sisr.report.writers import level_text
@@ -164,20 +164,16 @@ def find_image(crop: Crop, scale: int, benchmark_dir: str | Path | None, run: Ru
     raise FileNotFoundError(f"image {crop.image!r} of {crop.set} not found; looked in {looked}")
 
 
-def load_network(run: Run):
-    """The run's network with the weights its test results came from."""
-    import hydra
-
-    from lit_sisr.weights import load_lightning_weights, load_official_weights
+def run_network(run: Run):
+    """The run's network with the weights its test results came from, opened by the one loader
+    (:func:`lit_sisr.weights.load_network`): a lit-sisr checkpoint builds the network of its stored
+    run config; an authors' file (``eval.py weights=...``) the run's ``model`` node at its scale."""
+    from lit_sisr.weights import load_network
 
     if run.weights is None:
         raise FileNotFoundError(f"{run.path}: no checkpoint to load")
-    net = hydra.utils.instantiate(run.model_node)
-    if run.official:
-        load_official_weights(net, run.weights)
-    else:
-        load_lightning_weights(net, run.weights)
-    return net.eval()
+    kind = "authors" if run.official else "checkpoint"
+    return load_network(run.weights, kind, model=run.model_node, scale=run.scale).net.eval()
 
 
 def crop_panels(
@@ -210,7 +206,7 @@ def crop_panels(
     hr_crop = window(hr)
     panels: list[tuple[str, np.ndarray, float | None]] = [("HR", as_array(hr_crop), None)]
     outputs = [("Bicubic", build_backbone("bicubic", scale))]
-    outputs += [(label, load_network(run)) for label, run in runs]
+    outputs += [(label, run_network(run)) for label, run in runs]
     with torch.no_grad():
         for label, net in outputs:
             net = net.to(device)

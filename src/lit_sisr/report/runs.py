@@ -62,7 +62,7 @@ class Run:
     model_node: dict = field(repr=False, default_factory=dict)
     config: dict = field(repr=False, default_factory=dict)
     weights: Path | None = None  # checkpoint or official weight file behind the results
-    official: bool = False  # ``weights`` is an authors' file (load_official_weights)
+    official: bool = False  # ``weights`` is an authors' file (weights.load_network kind="authors")
     mtime: float = 0.0
 
     @property
