@@ -3,11 +3,12 @@
 Bad inputs end with one line ``error: ...`` on stderr, exit status 2 and no new run folder
 (see train.py and docs/errors.md).
 """
+
 import hydra
-import lit_sisr
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+import lit_sisr
 from lit_sisr.cli_errors import guard_run_folder, run_cli
 from lit_sisr.config_checks import check_eval_config
 

@@ -3,10 +3,11 @@
 
 Bad inputs end with one line ``error: ...`` on stderr and exit status 2 (as eval.py).
 """
+
 import hydra
-import lit_sisr
 from omegaconf import DictConfig
 
+import lit_sisr
 from lit_sisr.cli_errors import guard_run_folder, run_cli
 
 # The ${lit_sisr.*:} resolvers of conf/ (launch_dir, run_id, eval_run_tag), before Hydra composes.

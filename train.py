@@ -5,12 +5,13 @@ line ``error: ...`` on stderr and exit status 2; options are checked before Hydr
 folder (lit_sisr.config_checks), and an earlier run's files are never touched by a failed launch; a bug keeps
 its traceback (``HYDRA_FULL_ERROR=1`` or ``LIT_SISR_DEBUG=1`` shows it for every error).
 """
+
 import hydra
-import lit_sisr
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import lit_sisr
 from lit_sisr.cli_errors import guard_run_folder, run_cli
 
 # The ${lit_sisr.*:} resolvers of conf/ (launch_dir, run_id, eval_run_tag), before Hydra composes.

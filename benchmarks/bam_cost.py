@@ -14,6 +14,7 @@ tensors the forward allocates (``torch.profiler`` memory events on CPU,
     python benchmarks/bam_cost.py                         # light networks, 160 px, x4 (~2-3 min on 2 cores)
     python benchmarks/bam_cost.py --models all --sizes 160 180 200 220   # every network (long on a CPU)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,7 +72,9 @@ def attention_share(net: torch.nn.Module, x: torch.Tensor) -> float:
         sync(x.device)
         spent[0] += time.perf_counter() - starts[id(module)]
 
-    handles = [h for m in attention_modules(net) for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    handles = [
+        h for m in attention_modules(net) for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))
+    ]
     try:
         with torch.inference_mode():
             net(x)
@@ -103,8 +106,9 @@ def peak_memory(net: torch.nn.Module, x: torch.Tensor) -> int:
             net(x)
     # Leaf events only (allocations inside aten::empty & co, frees as [memory]): a parent op's
     # figure repeats its children's.
-    events = sorted((e for e in prof.events() if e.cpu_memory_usage and not e.cpu_children),
-                    key=lambda e: e.time_range.start)
+    events = sorted(
+        (e for e in prof.events() if e.cpu_memory_usage and not e.cpu_children), key=lambda e: e.time_range.start
+    )
     live = peak = 0
     for e in events:
         live += e.cpu_memory_usage
@@ -144,14 +148,40 @@ def main() -> None:
                 share = attention_share(net, x) if sites else 0.0
                 ms = 1000 * median(times[variant])
                 rel = ms / (1000 * median(times["original"]))
-                rows.append((name, size, variant, f"{count_parameters(net):,}", sites, f"{ms:.0f}",
-                             f"{1000 / ms:.2f}", f"{rel:.3f}", f"{100 * share:.1f}%",
-                             f"{peak_memory(net, x) / 2**20:.0f}"))
+                rows.append(
+                    (
+                        name,
+                        size,
+                        variant,
+                        f"{count_parameters(net):,}",
+                        sites,
+                        f"{ms:.0f}",
+                        f"{1000 / ms:.2f}",
+                        f"{rel:.3f}",
+                        f"{100 * share:.1f}%",
+                        f"{peak_memory(net, x) / 2**20:.0f}",
+                    )
+                )
                 print("| " + " | ".join(map(str, rows[-1])) + " |", file=sys.stderr, flush=True)  # progress
         del nets
     print()
-    print(table(["network", "LR px", "attention", "params", "sites", "latency ms (median)", "FPS",
-                 "vs original", "attention share", "peak MiB"], rows))
+    print(
+        table(
+            [
+                "network",
+                "LR px",
+                "attention",
+                "params",
+                "sites",
+                "latency ms (median)",
+                "FPS",
+                "vs original",
+                "attention share",
+                "peak MiB",
+            ],
+            rows,
+        )
+    )
     print()
     footer()
 

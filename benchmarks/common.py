@@ -4,6 +4,7 @@ Every script compares its variants side by side in one run: each repeat times ev
 once, in turn (interleaved), and the table reports the median over repeats, so a change in
 machine load hits all variants alike. The load average is printed with the results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores, {device}; Python {platform.python_version()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), pytorch-lightning {pytorch_lightning.__version__}, numpy {numpy.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {device}; Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), pytorch-lightning {pytorch_lightning.__version__}, numpy {numpy.__version__}"
+    )
 
 
 def load() -> str:
@@ -82,8 +85,12 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads (0: torch's default; 1 is steadier on a busy machine)",
+    )
 
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ of ``--repeats`` is reported. On CPU ``device`` means the CPU itself (the same c
 
     python benchmarks/data_path.py [--data /work/shared/data] [--repeats 3] [--batches 30] [--device cuda]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,7 @@ class NaivePairs(Dataset):
         p, s = self.patch_size, self.scale
         y = int(torch.randint(0, lr.shape[-2] - p + 1, (1,), generator=g))
         x = int(torch.randint(0, lr.shape[-1] - p + 1, (1,), generator=g))
-        lr, hr = augment(lr[:, y:y + p, x:x + p], hr[:, y * s:(y + p) * s, x * s:(x + p) * s], g)
+        lr, hr = augment(lr[:, y : y + p, x : x + p], hr[:, y * s : (y + p) * s, x * s : (x + p) * s], g)
         return to_float(lr), to_float(hr)
 
 
@@ -70,15 +71,24 @@ def sampler_of(data: Dataset) -> EpochSampler:
 
 
 def naive(data: NaivePairs, workers: int, batches: int, warmup: int, batch_size: int) -> float:
-    loader = DataLoader(data, batch_size=batch_size, sampler=sampler_of(data), num_workers=workers,
-                        prefetch_factor=2 if workers else None)
+    loader = DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=sampler_of(data),
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+    )
     return _timed(iter(loader), batches, warmup, batch_size, None)
 
 
-def host(data: TrainPatches, workers: int, batches: int, warmup: int, batch_size: int,
-         device: torch.device) -> float:
-    loader = ResumableLoader(data, batch_size=None, sampler=EpochBatchSampler(sampler_of(data), batch_size),
-                             num_workers=workers, pin_memory=device.type == "cuda")
+def host(data: TrainPatches, workers: int, batches: int, warmup: int, batch_size: int, device: torch.device) -> float:
+    loader = ResumableLoader(
+        data,
+        batch_size=None,
+        sampler=EpochBatchSampler(sampler_of(data), batch_size),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
     return _timed(iter(loader), batches, warmup, batch_size, device if device.type == "cuda" else None)
 
 
@@ -120,7 +130,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--repeat-set", type=int, default=20, help="TrainPatches repeat (epoch length)")
     parser.add_argument("--cache-dir", default=None, help="decoded cache (default: a temporary folder)")
-    parser.add_argument("--variants", nargs="+", default=["naive", "host", "device"], choices=["naive", "host", "device"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["naive", "host", "device"], choices=["naive", "host", "device"]
+    )
     add_device_arg(parser)
     add_threads_arg(parser)
     args = parse(parser)
@@ -129,7 +141,9 @@ def main() -> None:
     root = Path(args.data) / "benchmark" / args.set
     cache_dir = Path(args.cache_dir or tempfile.mkdtemp(prefix="lit_sisr_bench_cache_"))
     try:
-        print(table(["scale", "workers", "loader", "pairs/s (median)", "range", "vs naive"], run(args, root, cache_dir)))
+        print(
+            table(["scale", "workers", "loader", "pairs/s (median)", "range", "vs naive"], run(args, root, cache_dir))
+        )
     finally:
         if not args.cache_dir:
             shutil.rmtree(cache_dir, ignore_errors=True)
@@ -151,12 +165,16 @@ def run(args: argparse.Namespace, root: Path, cache_dir: Path) -> list[tuple]:
         start = time.perf_counter()
         placed = DevicePatches(levels, sampler_of(levels), args.batch, device)
         sync(device)
-        print(f"- x{scale}: decoded cache {cache_dir} opened in {built:.2f} s (builds unless present); "
-              f"{placed.nbytes / 2**20:.0f} MiB copied to {device} in {time.perf_counter() - start:.2f} s")
+        print(
+            f"- x{scale}: decoded cache {cache_dir} opened in {built:.2f} s (builds unless present); "
+            f"{placed.nbytes / 2**20:.0f} MiB copied to {device} in {time.perf_counter() - start:.2f} s"
+        )
         pairs = NaivePairs(images, scale, args.patch, args.repeat_set) if lr_dir else None
         for workers in args.workers:
-            runs = {"naive": lambda: naive(pairs, workers, args.batches, args.warmup, args.batch),
-                    "host": lambda: host(levels, workers, args.batches, args.warmup, args.batch, device)}
+            runs = {
+                "naive": lambda: naive(pairs, workers, args.batches, args.warmup, args.batch),
+                "host": lambda: host(levels, workers, args.batches, args.warmup, args.batch, device),
+            }
             runs = {k: v for k, v in runs.items() if k in args.variants and (k != "naive" or lr_dir)}
             if workers == args.workers[0] and "device" in args.variants:  # no workers: once per scale
                 runs["device"] = lambda: on_device(placed, args.warmup)
@@ -164,8 +182,16 @@ def run(args: argparse.Namespace, root: Path, cache_dir: Path) -> list[tuple]:
             base = median(results["naive"]) if "naive" in results else None
             for name, values in results.items():
                 ratio = f"{median(values) / base:.1f}x" if base else "-"
-                rows.append((f"x{scale}", "-" if name == "device" else workers, name, f"{median(values):.0f}",
-                             spread(values), ratio))
+                rows.append(
+                    (
+                        f"x{scale}",
+                        "-" if name == "device" else workers,
+                        name,
+                        f"{median(values):.0f}",
+                        spread(values),
+                        ratio,
+                    )
+                )
     print()
     return rows
 

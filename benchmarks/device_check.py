@@ -22,6 +22,7 @@ runs it) and writes the same results file.
 
     python benchmarks/device_check.py [--rehearse] [--data DIR] [--out results.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,40 +45,219 @@ def parts(rehearse: bool, data: Path, work: Path, steps: int) -> list[tuple[str,
     py = [sys.executable]
     if rehearse:
         return [
-            ("a", "a. Training step: trainer vs bare loop",
-             py + [str(BENCH / "train_overhead.py"), "--models", "tiny", "--steps", "1", "--warmup", "1",
-                   "--repeats", "1", "--batch", "2", "--device", "cpu", "--threads", "1"], 120),
-            ("b", "b. BAM's cost: latency, peak memory, attention share",
-             py + [str(BENCH / "bam_cost.py"), "--models", "imdn", "pan", "--sizes", "16", "--iters", "1",
-                   "--repeats", "1", "--device", "cpu", "--threads", "1"], 120),
-            ("c", "c. Speed knobs vs eager fp32",
-             py + [str(BENCH / "gpu_knobs.py"), "--models", "imdn", "--batch", "1", "--patch", "8", "--steps", "1",
-                   "--warmup", "1", "--repeats", "1", "--knobs", "eager fp32", "channels_last", "cudnn benchmark",
-                   "--device", "cpu", "--threads", "1"], 120),
-            ("d", "d. Data path: device vs host placement",
-             py + [str(BENCH / "data_path.py"), "--data", str(data), "--set", "Set5", "--scales", "4", "--workers",
-                   "0", "--batches", "2", "--warmup", "1", "--repeats", "1", "--batch", "4", "--patch", "16",
-                   "--repeat-set", "4", "--device", "cpu", "--threads", "1", "--cache-dir", str(work / "cache-d")], 120),
-            ("cuda", "CUDA-only tests (skipped without a GPU)",
-             py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_cuda.py")], 120),
+            (
+                "a",
+                "a. Training step: trainer vs bare loop",
+                py
+                + [
+                    str(BENCH / "train_overhead.py"),
+                    "--models",
+                    "tiny",
+                    "--steps",
+                    "1",
+                    "--warmup",
+                    "1",
+                    "--repeats",
+                    "1",
+                    "--batch",
+                    "2",
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                ],
+                120,
+            ),
+            (
+                "b",
+                "b. BAM's cost: latency, peak memory, attention share",
+                py
+                + [
+                    str(BENCH / "bam_cost.py"),
+                    "--models",
+                    "imdn",
+                    "pan",
+                    "--sizes",
+                    "16",
+                    "--iters",
+                    "1",
+                    "--repeats",
+                    "1",
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                ],
+                120,
+            ),
+            (
+                "c",
+                "c. Speed knobs vs eager fp32",
+                py
+                + [
+                    str(BENCH / "gpu_knobs.py"),
+                    "--models",
+                    "imdn",
+                    "--batch",
+                    "1",
+                    "--patch",
+                    "8",
+                    "--steps",
+                    "1",
+                    "--warmup",
+                    "1",
+                    "--repeats",
+                    "1",
+                    "--knobs",
+                    "eager fp32",
+                    "channels_last",
+                    "cudnn benchmark",
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                ],
+                120,
+            ),
+            (
+                "d",
+                "d. Data path: device vs host placement",
+                py
+                + [
+                    str(BENCH / "data_path.py"),
+                    "--data",
+                    str(data),
+                    "--set",
+                    "Set5",
+                    "--scales",
+                    "4",
+                    "--workers",
+                    "0",
+                    "--batches",
+                    "2",
+                    "--warmup",
+                    "1",
+                    "--repeats",
+                    "1",
+                    "--batch",
+                    "4",
+                    "--patch",
+                    "16",
+                    "--repeat-set",
+                    "4",
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                    "--cache-dir",
+                    str(work / "cache-d"),
+                ],
+                120,
+            ),
+            (
+                "cuda",
+                "CUDA-only tests (skipped without a GPU)",
+                py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_cuda.py")],
+                120,
+            ),
         ]
     # Limits: 70 + 60 + 95 + 40 + 45 s here and 170 + 40 s for part e: 520 s, under 9 minutes with installs.
     return [
-        ("a", "a. Training step: trainer vs bare loop",
-         py + [str(BENCH / "train_overhead.py"), "--models", "tiny", "imdn_x4", "edsr_x2", "--steps", "10",
-               "--warmup", "3", "--repeats", "3", "--device", "gpu"], 70),
-        ("b", "b. BAM's cost: latency, peak memory, attention share",
-         py + [str(BENCH / "bam_cost.py"), "--models", "all", "--sizes", "160", "220", "--iters", "5",
-               "--repeats", "3", "--device", "cuda"], 60),
-        ("c", "c. Speed knobs vs eager fp32",
-         py + [str(BENCH / "gpu_knobs.py"), "--models", "imdn", "pan", "--device", "cuda", "--steps", "20",
-               "--repeats", "3", "--knobs", "eager fp32", "bf16-mixed", "channels_last", "compile",
-               "cudnn benchmark"], 95),
-        ("d", "d. Data path: device vs host placement",
-         py + [str(BENCH / "data_path.py"), "--data", str(data), "--scales", "4", "--workers", "0", "4",
-               "--batches", "50", "--repeats", "3", "--device", "cuda", "--cache-dir", str(work / "cache-d")], 40),
-        ("cuda", "CUDA-only tests: lagged finite-loss check, no sync per training step",
-         py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_cuda.py")], 45),
+        (
+            "a",
+            "a. Training step: trainer vs bare loop",
+            py
+            + [
+                str(BENCH / "train_overhead.py"),
+                "--models",
+                "tiny",
+                "imdn_x4",
+                "edsr_x2",
+                "--steps",
+                "10",
+                "--warmup",
+                "3",
+                "--repeats",
+                "3",
+                "--device",
+                "gpu",
+            ],
+            70,
+        ),
+        (
+            "b",
+            "b. BAM's cost: latency, peak memory, attention share",
+            py
+            + [
+                str(BENCH / "bam_cost.py"),
+                "--models",
+                "all",
+                "--sizes",
+                "160",
+                "220",
+                "--iters",
+                "5",
+                "--repeats",
+                "3",
+                "--device",
+                "cuda",
+            ],
+            60,
+        ),
+        (
+            "c",
+            "c. Speed knobs vs eager fp32",
+            py
+            + [
+                str(BENCH / "gpu_knobs.py"),
+                "--models",
+                "imdn",
+                "pan",
+                "--device",
+                "cuda",
+                "--steps",
+                "20",
+                "--repeats",
+                "3",
+                "--knobs",
+                "eager fp32",
+                "bf16-mixed",
+                "channels_last",
+                "compile",
+                "cudnn benchmark",
+            ],
+            95,
+        ),
+        (
+            "d",
+            "d. Data path: device vs host placement",
+            py
+            + [
+                str(BENCH / "data_path.py"),
+                "--data",
+                str(data),
+                "--scales",
+                "4",
+                "--workers",
+                "0",
+                "4",
+                "--batches",
+                "50",
+                "--repeats",
+                "3",
+                "--device",
+                "cuda",
+                "--cache-dir",
+                str(work / "cache-d"),
+            ],
+            40,
+        ),
+        (
+            "cuda",
+            "CUDA-only tests: lagged finite-loss check, no sync per training step",
+            py + ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "tests" / "test_cuda.py")],
+            45,
+        ),
     ]
 
 
@@ -89,22 +269,50 @@ def run_part(command: list[str], timeout: float, env: dict) -> tuple[str, str]:
         status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
         out = done.stdout if done.returncode == 0 else done.stdout + "\n" + done.stderr[-4000:]
     except subprocess.TimeoutExpired as stop:
-        status, out = f"timed out after {timeout:.0f} s", (stop.stdout or b"").decode(errors="replace") if isinstance(
-            stop.stdout, bytes) else (stop.stdout or "")
+        status, out = (
+            f"timed out after {timeout:.0f} s",
+            (stop.stdout or b"").decode(errors="replace") if isinstance(stop.stdout, bytes) else (stop.stdout or ""),
+        )
     return f"{status}, {time.perf_counter() - start:.0f} s", out
 
 
 def train_command(variant: str, seed: int, data: Path, logs: Path, steps: int, rehearse: bool) -> list[str]:
     sets = ["Set5"] if rehearse else ["Set5", "Set14", "B100"]
     # HR-only test sets: LR made from HR by the MATLAB-exact bicubic (the standard protocol's LR).
-    tests = [f"data.test.sets=[{','.join(sets)}]", f"data.test.benchmark_dir={data / 'benchmark'}", "data.test.lr_dir=null"]
-    args = ["model=imdn", f"attention={variant}", "scale=2", f"seed={seed}", "experiment=t91",
-            f"paths.log_dir={logs}", "task_name=device_check", *tests, "trainer.max_epochs=-1",
-            f"+trainer.max_steps={steps}", "logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
+    tests = [
+        f"data.test.sets=[{','.join(sets)}]",
+        f"data.test.benchmark_dir={data / 'benchmark'}",
+        "data.test.lr_dir=null",
+    ]
+    args = [
+        "model=imdn",
+        f"attention={variant}",
+        "scale=2",
+        f"seed={seed}",
+        "experiment=t91",
+        f"paths.log_dir={logs}",
+        "task_name=device_check",
+        *tests,
+        "trainer.max_epochs=-1",
+        f"+trainer.max_steps={steps}",
+        "logger=csv",
+        "callbacks.progress_bar=null",
+        "+trainer.enable_progress_bar=false",
+    ]
     if rehearse:
-        return args + ["model.n_feats=16", "model.n_blocks=1", "data.patch_size=8", "data.batch_size=4",
-                       "data.repeat=1", "data.train.split=[0,4]", "data.val.split=[86,87]", "data.placement=device",
-                       "trainer.accelerator=cpu", "trainer.check_val_every_n_epoch=1", "+trainer.limit_val_batches=1"]
+        return args + [
+            "model.n_feats=16",
+            "model.n_blocks=1",
+            "data.patch_size=8",
+            "data.batch_size=4",
+            "data.repeat=1",
+            "data.train.split=[0,4]",
+            "data.val.split=[86,87]",
+            "data.placement=device",
+            "trainer.accelerator=cpu",
+            "trainer.check_val_every_n_epoch=1",
+            "+trainer.limit_val_batches=1",
+        ]
     return args + ["trainer=gpu", "data.placement=device", "trainer.check_val_every_n_epoch=10"]
 
 
@@ -117,9 +325,24 @@ def verdict(rehearse: bool, data: Path, work: Path, steps: int, env: dict, timeo
         for seed in seeds:
             log = work / f"train-{variant}-{seed}.log"
             with log.open("w") as out:
-                procs.append((variant, seed, log, subprocess.Popen(
-                    [sys.executable, str(REPO / "train.py"), *train_command(variant, seed, data, logs, steps, rehearse)],
-                    cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)))
+                procs.append(
+                    (
+                        variant,
+                        seed,
+                        log,
+                        subprocess.Popen(
+                            [
+                                sys.executable,
+                                str(REPO / "train.py"),
+                                *train_command(variant, seed, data, logs, steps, rehearse),
+                            ],
+                            cwd=REPO,
+                            env=env,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                        ),
+                    )
+                )
     failed = []
     for variant, seed, log, proc in procs:
         try:
@@ -131,12 +354,29 @@ def verdict(rehearse: bool, data: Path, work: Path, steps: int, env: dict, timeo
             failed.append(f"{variant} seed {seed}: exit {code}\n{log.read_text()[-2000:]}")
     trained = time.perf_counter() - start
     report = work / "report"
-    done = subprocess.run([sys.executable, str(REPO / "report.py"), str(logs), "--out", str(report), "--no-figures",
-                           "--no-complexity", "--bootstrap", "2000" if rehearse else "10000"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120 if rehearse else 40)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "report.py"),
+            str(logs),
+            "--out",
+            str(report),
+            "--no-figures",
+            "--no-complexity",
+            "--bootstrap",
+            "2000" if rehearse else "10000",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120 if rehearse else 40,
+    )
     text = (report / "report.md").read_text() if (report / "report.md").is_file() else done.stdout + done.stderr[-3000:]
-    head = (f"- {len(procs)} runs (IMDN x2 {' / '.join(VARIANTS)}, seeds {', '.join(map(str, seeds))}), {steps} steps each, "
-            f"trained concurrently in {trained:.0f} s\n")
+    head = (
+        f"- {len(procs)} runs (IMDN x2 {' / '.join(VARIANTS)}, seeds {', '.join(map(str, seeds))}), {steps} steps each, "
+        f"trained concurrently in {trained:.0f} s\n"
+    )
     status = "ok" if not failed and done.returncode == 0 else "failed"
     return f"{status}, {time.perf_counter() - start:.0f} s", head + "\n".join(failed) + "\n" + text
 
@@ -154,7 +394,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="results file (default: device_check[_rehearsal].md under --work)")
     parser.add_argument("--work", default=None, help="scratch folder (runs, caches); default .device/work[-rehearsal]")
     parser.add_argument("--train-steps", type=int, default=None, help="part e steps per run (GPU 1500, rehearsal 2)")
-    parser.add_argument("--train-timeout", type=float, default=None, help="part e training seconds (GPU 170, rehearsal 150)")
+    parser.add_argument(
+        "--train-timeout", type=float, default=None, help="part e training seconds (GPU 170, rehearsal 150)"
+    )
     parser.add_argument("--parts", nargs="+", default=["a", "b", "c", "d", "cuda", "e"])
     args = parser.parse_args()
 
@@ -167,39 +409,65 @@ def main() -> None:
     data = Path(args.data).resolve()
     for need in [data / "train" / "T91" / "HR"] + [data / "benchmark" / s / "HR" for s in ("Set5", "Set14", "B100")]:
         if not need.is_dir():
-            print(f"error: {need} not found: --data must hold train/T91/HR and benchmark/<Set>/HR "
-                  "(benchmarks/device_bundle.sh copies them to .device/data)", file=sys.stderr)
+            print(
+                f"error: {need} not found: --data must hold train/T91/HR and benchmark/<Set>/HR "
+                "(benchmarks/device_bundle.sh copies them to .device/data)",
+                file=sys.stderr,
+            )
             raise SystemExit(2)
     suffix = "-rehearsal" if args.rehearse else ""
     work = Path(args.work or REPO / ".device" / f"work{suffix}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out or work / f"device_check{suffix}.md")
     steps = args.train_steps or (2 if args.rehearse else 1500)
-    env = {**os.environ, "LIT_SISR_DATA": str(data), "LIT_SISR_CACHE": str(work / "cache"), "WANDB_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "LIT_SISR_DATA": str(data),
+        "LIT_SISR_CACHE": str(work / "cache"),
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONUNBUFFERED": "1",
+    }
     start = time.perf_counter()
-    sections = [f"# Device check{' (CPU rehearsal: tiny sizes, the figures mean nothing)' if args.rehearse else ''}\n",
-                f"- machine: {machine()}", f"- command: `python {' '.join(sys.argv)}`", f"- start: {load()}", ""]
+    sections = [
+        f"# Device check{' (CPU rehearsal: tiny sizes, the figures mean nothing)' if args.rehearse else ''}\n",
+        f"- machine: {machine()}",
+        f"- command: `python {' '.join(sys.argv)}`",
+        f"- start: {load()}",
+        "",
+    ]
     write(out, sections)
     failed = []
     for key, title, command, timeout in parts(args.rehearse, data, work, steps):
         if key not in args.parts:
             continue
         status, text = run_part(command, timeout, env)
-        sections += [f"## {title}\n", f"- status: {status}", f"- command: `{' '.join(Path(c).name if c == sys.executable else c for c in command)}`\n",
-                     text.replace("\n## ", "\n### "), ""]
+        sections += [
+            f"## {title}\n",
+            f"- status: {status}",
+            f"- command: `{' '.join(Path(c).name if c == sys.executable else c for c in command)}`\n",
+            text.replace("\n## ", "\n### "),
+            "",
+        ]
         write(out, sections)
         print(f"{key}: {status}", flush=True)
         failed += [key] if not status.startswith("ok") else []
     if "e" in args.parts:
-        status, text = verdict(args.rehearse, data, work, steps, env, args.train_timeout or (150 if args.rehearse else 170))
-        sections += ["## e. First verdict: IMDN x2 (CCA) vs IMDN-BAM x2, T91, same steps\n", f"- status: {status}\n",
-                     text.replace("\n# ", "\n### ").replace("\n## ", "\n### "), ""]
+        status, text = verdict(
+            args.rehearse, data, work, steps, env, args.train_timeout or (150 if args.rehearse else 170)
+        )
+        sections += [
+            "## e. First verdict: IMDN x2 (CCA) vs IMDN-BAM x2, T91, same steps\n",
+            f"- status: {status}\n",
+            text.replace("\n# ", "\n### ").replace("\n## ", "\n### "),
+            "",
+        ]
         print(f"e: {status}", flush=True)
         failed += ["e"] if not status.startswith("ok") else []
-    sections += [f"- end: {load()}; total {time.perf_counter() - start:.0f} s"
-                 + (f"; parts that did not finish: {', '.join(failed)}" if failed else "")]
+    sections += [
+        f"- end: {load()}; total {time.perf_counter() - start:.0f} s"
+        + (f"; parts that did not finish: {', '.join(failed)}" if failed else "")
+    ]
     write(out, sections)
     print(f"results: {out}")
     if failed:

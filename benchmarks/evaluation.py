@@ -16,6 +16,7 @@ separable float64 filter (:func:`lit_sisr.metrics.ssim_of_y`) against ``kornia.m
 
     python benchmarks/evaluation.py [--limit 5] [--repeats 3] [--device cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bam_cost import build  # noqa: E402
 from common import add_device_arg, add_threads_arg, footer, header, interleaved, median, parse, sync, table  # noqa: E402
 
-from lit_sisr.data.io import read_image, to_float  # noqa: E402
 from lit_sisr.data.datasets import lr_file  # noqa: E402
+from lit_sisr.data.io import read_image, to_float  # noqa: E402
 from lit_sisr.data.testsets import named_sets  # noqa: E402
 from lit_sisr.metrics import prepare_y, ssim_of_y  # noqa: E402
 from lit_sisr.protocols import get_protocol  # noqa: E402
@@ -119,8 +120,9 @@ def compare_ssim(net, pairs, scale: int, device: torch.device, repeats: int) -> 
         return [float(kornia.metrics.ssim(a, b, 11, max_val=255.0, padding="valid").mean()) for a, b in prepared]
 
     # A variant returning None is timed by interleaved() itself.
-    results = interleaved({"ssim_of_y (separable)": lambda: ours() and None,
-                           "kornia.metrics.ssim": lambda: reference() and None}, repeats)
+    results = interleaved(
+        {"ssim_of_y (separable)": lambda: ours() and None, "kornia.metrics.ssim": lambda: reference() and None}, repeats
+    )
     gap = max(abs(a - b) for a, b in zip(ours(), reference()))
     rows = [(name, f"{1000 * median(v) / len(prepared):.1f}") for name, v in results.items()]
     print(table(["SSIM of prepared Y", "ms per image (median)"], rows))

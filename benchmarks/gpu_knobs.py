@@ -11,6 +11,7 @@ cudnn benchmark has no CPU effect; compile pays its compilation in the warm-up s
     python benchmarks/gpu_knobs.py --device cuda --batch 16 --patch 64          # the GPU measurement
     python benchmarks/gpu_knobs.py                                              # CPU smoke (small, ~3 min)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per repeat (GPU 20, CPU 2)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--knobs", nargs="+", default=None, choices=KNOBS,
-                        help="default all on GPU; on CPU all but 'all' (one compilation, not two)")
+    parser.add_argument(
+        "--knobs",
+        nargs="+",
+        default=None,
+        choices=KNOBS,
+        help="default all on GPU; on CPU all but 'all' (one compilation, not two)",
+    )
     add_threads_arg(parser)
     args = parse(parser)
     device = torch.device(args.device)

@@ -29,6 +29,7 @@ shows the per-step cost in ms.
 Default run: about 3 minutes on two idle CPU cores (IMDN x4 and EDSR x2 take 5-9 s per step at
 batch 16); ``--steps 2`` (docs/benchmarks.md) doubles the timed part.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,13 @@ class Batches(Dataset):
 
     def __init__(self, n: int, batch: int, patch: int, scale: int) -> None:
         g = torch.Generator().manual_seed(0)
-        self.items = [(torch.rand(batch, 3, patch, patch, generator=g),
-                       torch.rand(batch, 3, patch * scale, patch * scale, generator=g)) for _ in range(4)]
+        self.items = [
+            (
+                torch.rand(batch, 3, patch, patch, generator=g),
+                torch.rand(batch, 3, patch * scale, patch * scale, generator=g),
+            )
+            for _ in range(4)
+        ]
         self.n = n
 
     def __len__(self) -> int:
@@ -113,7 +119,7 @@ class StepClock(pl.Callback):
 def step_times(marks: list[float], warmup: int) -> list[float]:
     """Seconds per step from one step's start to the next's (everything between two steps is
     charged to a step: fetching, hooks, logging), warm-up steps left out."""
-    return [b - a for a, b in zip(marks[warmup:], marks[warmup + 1:])]
+    return [b - a for a, b in zip(marks[warmup:], marks[warmup + 1 :])]
 
 
 def run_trainer(cfg, init_state: dict, data: Batches, warmup: int) -> tuple[list[float], float]:
@@ -166,11 +172,17 @@ def main() -> None:
         overrides, patch, mult = MODELS[name]
         steps, warmup = args.steps * mult, args.warmup * mult
         out = Path(tempfile.mkdtemp(prefix="lit_sisr_bench_"))
-        cfg = compose_cfg(overrides + [
-            f"+trainer.max_steps={steps + warmup}", "trainer.max_epochs=-1", "+trainer.limit_val_batches=0",
-            "test=false",
-            f"trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}",
-        ], out)
+        cfg = compose_cfg(
+            overrides
+            + [
+                f"+trainer.max_steps={steps + warmup}",
+                "trainer.max_epochs=-1",
+                "+trainer.limit_val_batches=0",
+                "test=false",
+                f"trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}",
+            ],
+            out,
+        )
         scale = int(cfg.scale)
         data = Batches(steps + warmup, args.batch, patch, scale)
         if device.type == "cuda":
@@ -194,17 +206,40 @@ def main() -> None:
             ratios.append(sum(t) / sum(b))
             means.append(sum(t) / len(t) - sum(b) / len(b))
         shutil.rmtree(out, ignore_errors=True)
-        rows.append((name, f"x{scale}", f"{args.batch} x {patch}px", f"{steps} x {args.repeats}",
-                     f"{1000 * median(bare):.1f}", f"{1000 * median(trainer):.1f}",
-                     f"{median(trainer) / median(bare):.3f}", f"{min(ratios):.3f}-{max(ratios):.3f}",
-                     f"{1000 * (median(trainer) - median(bare)):.2f}",
-                     f"{1000 * median(means):.2f} ({1000 * min(means):.2f} to {1000 * max(means):.2f})",
-                     f"{median(fixed):.1f}"))
+        rows.append(
+            (
+                name,
+                f"x{scale}",
+                f"{args.batch} x {patch}px",
+                f"{steps} x {args.repeats}",
+                f"{1000 * median(bare):.1f}",
+                f"{1000 * median(trainer):.1f}",
+                f"{median(trainer) / median(bare):.3f}",
+                f"{min(ratios):.3f}-{max(ratios):.3f}",
+                f"{1000 * (median(trainer) - median(bare)):.2f}",
+                f"{1000 * median(means):.2f} ({1000 * min(means):.2f} to {1000 * max(means):.2f})",
+                f"{median(fixed):.1f}",
+            )
+        )
     print()
-    print(table(["network", "scale", "batch", "timed steps x repeats", "bare ms/step (median)",
-                 "trainer ms/step (median)", "overhead ratio", "ratio per repeat",
-                 "trainer - bare ms/step (medians)", "trainer - bare ms/step (means; per repeat)",
-                 "trainer start+end s"], rows))
+    print(
+        table(
+            [
+                "network",
+                "scale",
+                "batch",
+                "timed steps x repeats",
+                "bare ms/step (median)",
+                "trainer ms/step (median)",
+                "overhead ratio",
+                "ratio per repeat",
+                "trainer - bare ms/step (medians)",
+                "trainer - bare ms/step (means; per repeat)",
+                "trainer start+end s",
+            ],
+            rows,
+        )
+    )
     print()
     footer()
 

@@ -1,4 +1,5 @@
 """Test-only callbacks that break or watch a run on purpose (importable by subprocesses: tests/ on PYTHONPATH)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,9 @@ class StepProbe(pl.Callback):
     signals the job at a known step. From step ``sleep_from`` on each step first sleeps ``sleep_s``
     (a job longer than its time limit; the weights do not change)."""
 
-    def __init__(self, record: str, pause_at: list[int] | None = None, sleep_s: float = 0.0,
-                 sleep_from: int = 0) -> None:
+    def __init__(
+        self, record: str, pause_at: list[int] | None = None, sleep_s: float = 0.0, sleep_from: int = 0
+    ) -> None:
         self.record, self.pause_at = Path(record), list(pause_at or [])
         self.sleep_s, self.sleep_from = sleep_s, sleep_from
 

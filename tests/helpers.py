@@ -1,4 +1,5 @@
 """Helpers shared by test modules (test modules never import each other)."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
-from refdata import REPO
 
 from lit_sisr.backbones import BACKBONES, build_backbone
+
+from refdata import REPO
 
 EDSR = dict(BACKBONES.get("edsr").tiny)
 
@@ -27,11 +29,18 @@ def tiny_edsr(attention: str = "none", **options) -> torch.nn.Module:
 
 def lit_checkpoint(path: Path, net: torch.nn.Module, attention: str = "none") -> Path:
     """A lit-sisr checkpoint as training writes it: ``net.``-prefixed weights and the run config."""
-    model = {"_target_": "lit_sisr.backbones.build_backbone", "name": "edsr", "scale": 2,
-             "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": attention}, **EDSR}
+    model = {
+        "_target_": "lit_sisr.backbones.build_backbone",
+        "name": "edsr",
+        "scale": 2,
+        "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": attention},
+        **EDSR,
+    }
     config = {"model": model, "attention": {"name": attention}, "scale": 2}
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "hyper_parameters": {"config": config}}, path)
+    torch.save(
+        {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "hyper_parameters": {"config": config}},
+        path,
+    )
     return path
 
 
@@ -40,8 +49,13 @@ def lit_checkpoint(path: Path, net: torch.nn.Module, attention: str = "none") ->
 TINY = ["model.n_feats=16", "model.n_blocks=2"]
 # On small demo patches: the whole pipeline in seconds.
 RUN = [
-    "data.patch_size=16", "data.repeat=1", "data.batch_size=3",
-    "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "trainer.accelerator=cpu", "~callbacks.progress_bar",
+    "data.patch_size=16",
+    "data.repeat=1",
+    "data.batch_size=3",
+    "trainer.max_epochs=2",
+    "trainer.check_val_every_n_epoch=1",
+    "trainer.accelerator=cpu",
+    "~callbacks.progress_bar",
     "+trainer.enable_progress_bar=false",
 ]
 SHRINK = TINY + RUN
@@ -64,9 +78,16 @@ def compose_train(tmp_path: Path, overrides: list[str], config_name: str = "trai
 # photos / batch 2 = 6 batches per epoch (the last one of a single patch), 2 epochs; a
 # mid-epoch last.ckpt every 4 steps; EMA on; the learning rate halves every epoch (scheduler state matters).
 RESUME = SHRINK + [
-    "attention=none", "callbacks=ema", "data.repeat=1", "data.batch_size=2", "trainer.max_epochs=2",
-    "callbacks.step_checkpoint.every_n_train_steps=4", "scheduler.step_size=1", "trainer.deterministic=true",
-    "test=false", "logger=none",
+    "attention=none",
+    "callbacks=ema",
+    "data.repeat=1",
+    "data.batch_size=2",
+    "trainer.max_epochs=2",
+    "callbacks.step_checkpoint.every_n_train_steps=4",
+    "scheduler.step_size=1",
+    "trainer.deterministic=true",
+    "test=false",
+    "logger=none",
 ]
 
 
@@ -93,12 +114,17 @@ def start_train(args: list[str], cwd: Path, extra_env: dict | None = None) -> tu
     """train.py in a subprocess; output to a file (DataLoader workers outlive a SIGKILLed parent
     for a moment and would hold a pipe open)."""
     log = cwd / "train.log.txt"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "WANDB_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "HYDRA_FULL_ERROR": "1",
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+        **(extra_env or {}),
+    }
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     return proc, log
 
 
@@ -121,11 +147,11 @@ def read_offline_run(run_dir: Path) -> dict:
         if left < 7:
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         if kind == 0 and length == 0:  # zero padding at the end of a block
             pos += left
             continue
-        chunk += data[pos + 7:pos + 7 + length]
+        chunk += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind not in (1, 4):
             continue
@@ -153,7 +179,13 @@ def read_offline_run(run_dir: Path) -> dict:
 
 # --- the metric protocol (tests/test_metrics.py, tests/test_protocols.py)
 GOLDEN = {  # protocol.md: bicubic upscaling of the shared LR files, Y-PSNR / SSIM
-    ("Set5", 2): (33.673, 0.9303), ("Set5", 3): (30.403, 0.8689), ("Set5", 4): (28.429, 0.8111),
-    ("Set14", 2): (30.325, 0.8699), ("Set14", 3): (27.631, 0.7759), ("Set14", 4): (26.088, 0.7048),
-    ("B100", 2): (29.553, 0.8433), ("B100", 3): (27.202, 0.7389), ("B100", 4): (25.955, 0.6678),
+    ("Set5", 2): (33.673, 0.9303),
+    ("Set5", 3): (30.403, 0.8689),
+    ("Set5", 4): (28.429, 0.8111),
+    ("Set14", 2): (30.325, 0.8699),
+    ("Set14", 3): (27.631, 0.7759),
+    ("Set14", 4): (26.088, 0.7048),
+    ("B100", 2): (29.553, 0.8433),
+    ("B100", 3): (27.202, 0.7389),
+    ("B100", 4): (25.955, 0.6678),
 }

@@ -5,6 +5,7 @@ exists (where ``python -m lit_sisr.data.download`` writes by default), else ``..
 The reference specs and official weights sit beside it (``<data>/../spec``, ``<data>/../weights``),
 as in ../shared.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,9 @@ def expected_params() -> list[dict]:
     return json.loads(path.read_text())["rows"]
 
 
-def authors_net(name: str, scale: int, path: Path, *, format: str = "official",
-                attention: str = "original", **options) -> nn.Module:
+def authors_net(
+    name: str, scale: int, path: Path, *, format: str = "official", attention: str = "original", **options
+) -> nn.Module:
     """Network ``name`` built with the options of its declared authors' format
     (``authors_formats[format]``; ``options`` override them) and the authors' file ``path``
     loaded through that format's converter, strictly (torch's RuntimeError when it does not

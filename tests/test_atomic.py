@@ -1,4 +1,5 @@
 """Atomic writes: a process killed while it saves leaves the previous file whole and loadable."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -68,8 +69,17 @@ def test_sigkill_during_checkpoint_saves_keeps_the_previous_file(tmp_path: Path)
 
 
 def test_a_failed_results_write_keeps_the_previous_files(tmp_path: Path, monkeypatch) -> None:
-    rows = [{"set": "Set5", "scale": 2, "image": "baby", "psnr": 30.0, "ssim": 0.9, "bicubic_psnr": 28.0,
-             "bicubic_ssim": 0.8}]
+    rows = [
+        {
+            "set": "Set5",
+            "scale": 2,
+            "image": "baby",
+            "psnr": 30.0,
+            "ssim": 0.9,
+            "bicubic_psnr": 28.0,
+            "bicubic_ssim": 0.8,
+        }
+    ]
     paths = write_results(tmp_path, rows)
     before = {p: p.read_bytes() for p in paths.values()}
 

@@ -1,4 +1,5 @@
 """Attention modules: parameter formulas from the BAM code, exact maths, registry behaviour."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,18 @@ def test_bam_parameter_formula(channels: int, reduction: int, expected: int) -> 
 @pytest.mark.parametrize(
     "name,expected",
     # C = 64, r = 16: section 1 of bam_reference.md
-    [("acam", 516), ("acam_star", 516), ("msam", 49), ("msam_star", 98), ("bam", 565), ("bam_star", 614),
-     ("cbam", 610), ("cca", 580), ("ca", 580), ("none", 0)],
+    [
+        ("acam", 516),
+        ("acam_star", 516),
+        ("msam", 49),
+        ("msam_star", 98),
+        ("bam", 565),
+        ("bam_star", 614),
+        ("cbam", 610),
+        ("cca", 580),
+        ("ca", 580),
+        ("none", 0),
+    ],
 )
 def test_module_parameter_counts(name: str, expected: int) -> None:
     assert n_params(AttentionFactory(name)(64)) == expected

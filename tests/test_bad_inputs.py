@@ -2,6 +2,7 @@
 
 Most cases call the library directly; three real command lines check the whole path (exit
 status 2, one ``error:`` line on stderr, no traceback, no run folder left behind)."""
+
 from __future__ import annotations
 
 import os
@@ -19,14 +20,15 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 from PIL import Image
 
-from refdata import REPO
 from lit_sisr.backbones import BACKBONES, build_backbone
-from lit_sisr.data.datasets import ImageSet, TrainPatches, load_pair
-from lit_sisr.data.io import list_images, read_image
 from lit_sisr.cli_errors import guard_run_folder, user_error_message
 from lit_sisr.config_checks import check_eval_config, check_run_config
+from lit_sisr.data.datasets import ImageSet, TrainPatches, load_pair
+from lit_sisr.data.io import list_images, read_image
 from lit_sisr.errors import ConfigError
 from lit_sisr.weights import check_fits, load_network, load_official_weights, read_state
+
+from refdata import REPO
 
 
 def compose_cfg(overrides: list[str], name: str = "train"):
@@ -47,6 +49,7 @@ def message_of(call) -> str:
 
 # -- options -----------------------------------------------------------------------------------
 
+
 def test_unknown_model_attention_scale_and_protocol_name_the_option_and_the_choices(monkeypatch) -> None:
     msg = message_of(lambda: compose_cfg(["model=imdnn"]))
     assert "Could not find 'model/imdnn'" in msg and "Available options in 'model': awsrn, bicubic, carn" in msg
@@ -54,13 +57,17 @@ def test_unknown_model_attention_scale_and_protocol_name_the_option_and_the_choi
     assert "Could not find 'attention/bma'" in msg and "bam, bam_star" in msg
 
     cfg = compose_cfg(["scale=5"])
-    assert message_of(lambda: check_run_config(cfg)) == "scale=5 is not supported by model=imdn; expected one of: 2, 3, 4"
+    assert (
+        message_of(lambda: check_run_config(cfg)) == "scale=5 is not supported by model=imdn; expected one of: 2, 3, 4"
+    )
     cfg = compose_cfg(["scale=two"])
     assert message_of(lambda: check_run_config(cfg)) == "scale=two: expected an integer, one of: 2, 3, 4"
     # a network that declares fewer scales (class attribute ``scales``)
     monkeypatch.setattr(BACKBONES.get("carn_m"), "scales", (2, 4))
     cfg = compose_cfg(["model=carn_m", "scale=3"])
-    assert message_of(lambda: check_run_config(cfg)) == "scale=3 is not supported by model=carn_m; expected one of: 2, 4"
+    assert (
+        message_of(lambda: check_run_config(cfg)) == "scale=3 is not supported by model=carn_m; expected one of: 2, 4"
+    )
     with open_dict(cfg):
         cfg.model.name, cfg.scale = "imdnn", 2
     assert message_of(lambda: check_run_config(cfg)).startswith("model=imdnn is unknown; expected one of: awsrn,")
@@ -83,13 +90,20 @@ def test_eval_needs_exactly_one_source_of_weights() -> None:
 
 # -- data --------------------------------------------------------------------------------------
 
+
 def png16(path: Path, h: int = 6, w: int = 5) -> Path:
     """A 48-bit RGB PNG (Pillow can read but not write one; it would silently drop the low bits)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     raw = b"".join(b"\x00" + os.urandom(w * 6) for _ in range(h))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -114,15 +128,18 @@ def test_image_modes_are_converted_where_lossless_and_refused_otherwise(tmp_path
     out = read_image(saved("grey.png", Image.fromarray(grey)))
     assert out.shape == (3, 6, 5) and all(torch.equal(out[c], torch.from_numpy(grey)) for c in range(3))
     palette = Image.fromarray(rgb).quantize(16)
-    assert torch.equal(read_image(saved("palette.png", palette)),
-                       torch.from_numpy(np.array(palette.convert("RGB"))).permute(2, 0, 1))
+    assert torch.equal(
+        read_image(saved("palette.png", palette)), torch.from_numpy(np.array(palette.convert("RGB"))).permute(2, 0, 1)
+    )
     alpha = np.dstack([rgb, rng.integers(0, 256, (6, 5), dtype=np.uint8)])  # alpha dropped, colour kept
     assert torch.equal(read_image(saved("alpha.png", Image.fromarray(alpha))), torch.from_numpy(rgb).permute(2, 0, 1))
     assert set(read_image(saved("bits.png", Image.fromarray(grey > 128))).unique().tolist()) == {0, 255}
 
     # refused: 16-bit grey and RGB, CMYK, unreadable, truncated
     cases = {
-        saved("deep.png", Image.fromarray(grey.astype(np.uint16) * 257)): "I;16 image (16-bit or float); expected 8-bit",
+        saved(
+            "deep.png", Image.fromarray(grey.astype(np.uint16) * 257)
+        ): "I;16 image (16-bit or float); expected 8-bit",
         png16(tmp_path / "deep_rgb.png"): "16-bit RGB image (16-bit or float); expected 8-bit",
         saved("cmyk.jpg", Image.fromarray(rgb).convert("CMYK")): "CMYK image; expected 8-bit RGB or grey",
     }
@@ -143,8 +160,10 @@ def test_pairs_whose_sizes_disagree_and_lr_smaller_than_the_patch(tmp_path: Path
     Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "hr" / "a.png")
     Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(tmp_path / "lr" / "ax2.png")
     msg = message_of(lambda: load_pair(tmp_path / "hr" / "a.png", str(tmp_path / "lr"), 2))
-    assert msg == (f"{tmp_path / 'lr' / 'ax2.png'}: LR 10x10 does not match HR {tmp_path / 'hr' / 'a.png'} (40x30) "
-                   "at scale 2; expected LR 20x15")
+    assert msg == (
+        f"{tmp_path / 'lr' / 'ax2.png'}: LR 10x10 does not match HR {tmp_path / 'hr' / 'a.png'} (40x30) "
+        "at scale 2; expected LR 20x15"
+    )
     msg = message_of(lambda: TrainPatches(ImageSet("t", str(tmp_path / "hr")), scale=2, patch_size=16))
     assert msg.startswith(f"{tmp_path / 'hr' / 'a.png'}: LR size (20, 15) is smaller than the training patch 16")
 
@@ -160,11 +179,20 @@ def tiny(scale: int, name: str = "imdn"):
 
 def test_checkpoints_of_another_network_or_scale_and_corrupted_files(tmp_path: Path) -> None:
     ckpt = tmp_path / "imdn_x2.ckpt"
-    model = {"_target_": "lit_sisr.backbones.build_backbone", "name": "imdn", "scale": 2,
-             "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": "none"}, **TINY_OPTIONS["imdn"]}
-    torch.save({"state_dict": {f"net.{k}": v for k, v in tiny(2).state_dict().items()},
-                "hyper_parameters": {"config": {"model": model, "attention": {"name": "none"}, "scale": 2}}},
-               ckpt)
+    model = {
+        "_target_": "lit_sisr.backbones.build_backbone",
+        "name": "imdn",
+        "scale": 2,
+        "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": "none"},
+        **TINY_OPTIONS["imdn"],
+    }
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in tiny(2).state_dict().items()},
+            "hyper_parameters": {"config": {"model": model, "attention": {"name": "none"}, "scale": 2}},
+        },
+        ckpt,
+    )
     # resume and init_from: the checkpoint opened by the one loader, then checked against the run's network
     net = tiny(3)
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -184,10 +212,14 @@ def test_checkpoints_of_another_network_or_scale_and_corrupted_files(tmp_path: P
         (tmp_path / name).write_bytes(data)
         msg = message_of(lambda: read_state(tmp_path / name))
         assert msg.startswith(f"{tmp_path / name}: not a readable PyTorch checkpoint"), msg
-    assert message_of(lambda: read_state(tmp_path / "nowhere.ckpt")) == f"weight file not found: {tmp_path / 'nowhere.ckpt'}"
+    assert (
+        message_of(lambda: read_state(tmp_path / "nowhere.ckpt"))
+        == f"weight file not found: {tmp_path / 'nowhere.ckpt'}"
+    )
 
 
 # -- run folders -------------------------------------------------------------------------------
+
 
 def test_a_failed_launch_removes_only_the_folder_it_created(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
@@ -215,10 +247,17 @@ def test_a_failed_launch_removes_only_the_folder_it_created(tmp_path: Path) -> N
 
 # -- the real command lines ----------------------------------------------------------------------
 
+
 def cli(script: str, *args: str, cwd: Path, **env: str) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LIT_SISR_DEBUG")}
-    return subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=cwd, env={**environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / script), *args],
+        cwd=cwd,
+        env={**environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finished(process: subprocess.Popen) -> tuple[int, str]:
@@ -231,24 +270,39 @@ def finished(process: subprocess.Popen) -> tuple[int, str]:
 def test_command_lines_print_one_error_line_exit_2_and_leave_no_run_folder(tmp_path: Path) -> None:
     corrupt = tmp_path / "IMDN_x2.pth"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
-    env = {"LIT_SISR_DATA": str(tmp_path / "nodata"), "LIT_SISR_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"}
+    env = {
+        "LIT_SISR_DATA": str(tmp_path / "nodata"),
+        "LIT_SISR_CACHE": str(tmp_path / "cache"),
+        "WANDB_MODE": "disabled",
+    }
     # the two slow ones (torch, Lightning) run side by side
     data_error = cli("train.py", "data=div2k", "logger=none", "trainer.accelerator=cpu", cwd=tmp_path, **env)
     weights_error = cli("eval.py", f"weights={corrupt}", cwd=tmp_path, **env)
     config_error = cli("train.py", "model=imdnn", cwd=tmp_path, **env)
 
     code, line = finished(config_error)
-    assert code == 2 and line.startswith("error: In 'train': Could not find 'model/imdnn'; Available options in 'model': ")
+    assert code == 2 and line.startswith(
+        "error: In 'train': Could not find 'model/imdnn'; Available options in 'model': "
+    )
     code, line = finished(data_error)
-    assert code == 2 and line.startswith(f"error: data folder not found: {tmp_path / 'nodata' / 'DIV2K' / 'DIV2K_train_HR'}")
+    assert code == 2 and line.startswith(
+        f"error: data folder not found: {tmp_path / 'nodata' / 'DIV2K' / 'DIV2K_train_HR'}"
+    )
     code, line = finished(weights_error)
     assert code == 2 and line.startswith(f"error: {corrupt}: not a readable PyTorch checkpoint")
     left = [p for p in (tmp_path / "logs").rglob("*") if p.is_file()] if (tmp_path / "logs").exists() else []
     assert left == []
 
 
-@pytest.mark.parametrize("options,suffix", [([], ""), (["self_ensemble=true"], "-se8"), (["tile=64"], ""),
-                                            (["self_ensemble=true", "tile=64", "tile_exact=false"], "-se8-tiles64approx")])
+@pytest.mark.parametrize(
+    "options,suffix",
+    [
+        ([], ""),
+        (["self_ensemble=true"], "-se8"),
+        (["tile=64"], ""),
+        (["self_ensemble=true", "tile=64", "tile_exact=false"], "-se8-tiles64approx"),
+    ],
+)
 def test_eval_run_names_mark_options_that_change_the_figures(options: list[str], suffix: str) -> None:
     cfg = compose_cfg(["model=imdn", "scale=4", *options], "eval")
     assert cfg.run_name == f"imdn-original-x4{suffix}"

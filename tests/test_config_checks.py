@@ -4,6 +4,7 @@ value with one line naming the option and the value; the real command lines exit
 
 Rows are checked in-process (configs composed with Hydra's compose API); a representative few,
 one per entry point, run as real command lines."""
+
 from __future__ import annotations
 
 import os
@@ -16,10 +17,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from refdata import REPO
 from lit_sisr.cli_errors import user_error_message
 from lit_sisr.config_checks import CHECKS, DOC_BEGIN, DOC_END, check_config, markdown_table
 from lit_sisr.errors import ConfigError, UserError
+
+from refdata import REPO
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +35,11 @@ def place(tmp_path_factory) -> dict[str, Path]:
 
 def base(task: str, place: dict[str, Path]) -> list[str]:
     """A configuration of ``task`` that passes every check."""
-    return {"train": ["debug=smoke"],
-            "eval": ["model=bicubic", "attention=none"],
-            "predict": [f"input={place['image']}", f"output={place['root'] / 'out'}"]}[task]
+    return {
+        "train": ["debug=smoke"],
+        "eval": ["model=bicubic", "attention=none"],
+        "predict": [f"input={place['image']}", f"output={place['root'] / 'out'}"],
+    }[task]
 
 
 def compose_cfg(task: str, overrides: list[str]):
@@ -57,7 +61,9 @@ def test_the_good_configurations_pass(place, monkeypatch) -> None:
 def test_each_row_refuses_its_wrong_value_in_one_line(row, task, place, monkeypatch) -> None:
     monkeypatch.setenv("LIT_SISR_CACHE", str(place["root"] / "cache"))
     bad = row.bad.replace("<file>", str(place["file"]))
-    cfg = compose_cfg(task, base(task, place) + list(row.needs) + [f"++{row.option}={bad}"])  # ++: also options the config leaves unset
+    cfg = compose_cfg(
+        task, base(task, place) + list(row.needs) + [f"++{row.option}={bad}"]
+    )  # ++: also options the config leaves unset
     with pytest.raises(ConfigError) as err:
         check_config(cfg, task, multirun=True)  # multirun: the DDP-in-a-sweep row applies too
     message = user_error_message(err.value)
@@ -70,20 +76,24 @@ def test_each_row_refuses_its_wrong_value_in_one_line(row, task, place, monkeypa
 def test_docs_list_the_table() -> None:
     text = (REPO / "docs" / "errors.md").read_text()
     assert DOC_BEGIN in text and DOC_END in text
-    listed = text[text.index(DOC_BEGIN):text.index(DOC_END) + len(DOC_END)]
+    listed = text[text.index(DOC_BEGIN) : text.index(DOC_END) + len(DOC_END)]
     assert listed == markdown_table(), "docs/errors.md is stale: paste `python -m lit_sisr.config_checks` into it"
 
 
 def test_more_ddp_processes_than_validation_images_are_refused_before_any_process(place, monkeypatch) -> None:
     monkeypatch.setenv("LIT_SISR_CACHE", str(place["root"] / "cache"))
     cfg = compose_cfg("train", ["debug=smoke", "trainer.devices=3"])  # smoke validation: 2 images
-    with pytest.raises(ConfigError, match=r"^trainer.devices=3 starts 3 processes but evaluation set smoke_val "
-                                          r"has 2 image\(s\); expected at most 2"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^trainer.devices=3 starts 3 processes but evaluation set smoke_val "
+        r"has 2 image\(s\); expected at most 2",
+    ):
         check_config(cfg, "train")
     check_config(compose_cfg("train", ["debug=smoke", "trainer.devices=2"]), "train")
 
 
 # -- the real command lines ----------------------------------------------------------------------
+
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -91,9 +101,14 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def earlier_run(folder: Path) -> Path:
     """An earlier run's folder, as a finished run leaves it."""
-    for name, text in {".hydra/config.yaml": "seed: 123\n", "config.yaml": "seed: 123\n", "train.log": "epoch 0\n",
-                       "csv/metrics.csv": "epoch,step,val/psnr\n0,1,20.5\n", "checkpoints/last.ckpt": "x",
-                       "done.json": "{}\n"}.items():
+    for name, text in {
+        ".hydra/config.yaml": "seed: 123\n",
+        "config.yaml": "seed: 123\n",
+        "train.log": "epoch 0\n",
+        "csv/metrics.csv": "epoch,step,val/psnr\n0,1,20.5\n",
+        "checkpoints/last.ckpt": "x",
+        "done.json": "{}\n",
+    }.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     return folder
@@ -101,8 +116,14 @@ def earlier_run(folder: Path) -> Path:
 
 def cli(script: str, *args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LIT_SISR_DEBUG")}
-    return subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=cwd, env={**environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / script), *args],
+        cwd=cwd,
+        env={**environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_command_lines_exit_2_with_one_line_and_touch_nothing(tmp_path: Path, place) -> None:
@@ -118,8 +139,16 @@ def test_command_lines_exit_2_with_one_line_and_touch_nothing(tmp_path: Path, pl
         "eval.py model=bicubic attention=none sets=Set5": "error: sets=Set5: expected a list of benchmark set names",
         f"predict.py input={place['image']} output=out device=cuda:99": "error: device=cuda:99 but this machine has",
     }
-    procs = {case: cli(case.split()[0], *(["debug=smoke"] if case.startswith("train") else []), *case.split()[1:],
-                       cwd=tmp_path, env=env) for case in cases}
+    procs = {
+        case: cli(
+            case.split()[0],
+            *(["debug=smoke"] if case.startswith("train") else []),
+            *case.split()[1:],
+            cwd=tmp_path,
+            env=env,
+        )
+        for case in cases
+    }
     for case, proc in procs.items():
         _, stderr = proc.communicate(timeout=600)
         errors = [line for line in stderr.splitlines() if line.startswith("error: ")]

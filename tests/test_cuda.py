@@ -3,6 +3,7 @@ lent GPU): the finite-loss guard's lagged check (pinned host copy and event, rea
 and no host-device synchronisation in a training step with the default callbacks, CSV logger and
 progress bar (``torch.cuda.set_sync_debug_mode``), except on the steps where the logger writes or
 the progress bar redraws."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/device_check.sh)")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/device_check.sh)"
+)
 
 
 def test_lagged_finite_loss_check_reads_a_pinned_copy_one_step_late() -> None:
@@ -25,8 +28,13 @@ def test_lagged_finite_loss_check_reads_a_pinned_copy_one_step_late() -> None:
     flag = _HostFlag(torch.tensor(True, device="cuda"))
     assert flag.value.is_pinned() and flag.event is not None and flag.read() is True
     guard = FiniteLossGuard()  # lag_steps=None: 1 on an accelerator
-    trainer = SimpleNamespace(world_size=1, global_step=0, current_epoch=0, checkpoint_callbacks=[],
-                              fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_idx=0)))
+    trainer = SimpleNamespace(
+        world_size=1,
+        global_step=0,
+        current_epoch=0,
+        checkpoint_callbacks=[],
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_idx=0)),
+    )
     losses = [torch.tensor(v, device="cuda") for v in (1.0, 2.0, float("nan"), 3.0)]
     torch.cuda.set_sync_debug_mode("error")  # queuing a check must not wait for the device
     try:
@@ -71,14 +79,24 @@ class SyncWatch(pl.Callback):
 
 
 def test_default_training_steps_do_not_synchronise(tmp_path: Path) -> None:
-    from helpers import TINY, compose_train
     from lit_sisr.training import build
 
+    from helpers import TINY, compose_train
+
     steps, log_every, refresh = 50, 50, 5
-    cfg = compose_train(tmp_path, TINY + [
-        "trainer=gpu", f"+trainer.max_steps={steps}", "trainer.max_epochs=-1", "+trainer.limit_val_batches=0",
-        "test=false", f"trainer.log_every_n_steps={log_every}", f"callbacks.progress_bar.refresh_rate={refresh}",
-    ])
+    cfg = compose_train(
+        tmp_path,
+        TINY
+        + [
+            "trainer=gpu",
+            f"+trainer.max_steps={steps}",
+            "trainer.max_epochs=-1",
+            "+trainer.limit_val_batches=0",
+            "test=false",
+            f"trainer.log_every_n_steps={log_every}",
+            f"callbacks.progress_bar.refresh_rate={refresh}",
+        ],
+    )
     _, model, trainer = build(cfg)
     # Step 1 warms up (allocations, cudnn autotuning); the logger writes at step 50, the bar redraws
     # every 5 steps: the other 39 steps are watched,

@@ -1,4 +1,5 @@
 """Datasets: patch geometry, identical LR/HR augmentation, five crops, file errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from refdata import BENCHMARK, need
 from lit_sisr.data.datasets import ImageSet, PairedImages, TrainPatches, five_crops, load_pair
 from lit_sisr.data.demo import SPLITS, ensure_demo_images
 from lit_sisr.data.io import ImageError, read_image
 from lit_sisr.data.samplers import EpochSampler
 from lit_sisr.resize import bicubic_downscale
+
+from refdata import BENCHMARK, need
 
 
 def save(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
@@ -58,9 +60,13 @@ def test_patch_location_matches_hr_geometry(hr_folder: Path) -> None:
     full_lr, full_hr = data.pairs[0]
     lr, hr = data[(0, 3)]
     lr8, hr8 = (lr * 255).round().to(torch.uint8), (hr * 255).round().to(torch.uint8)
-    ys, xs = [(y, x) for y in range(full_lr.shape[1] - 5) for x in range(full_lr.shape[2] - 5)
-              if torch.equal(full_lr[:, y:y + 6, x:x + 6], lr8)][0]
-    assert torch.equal(full_hr[:, ys * 2:(ys + 6) * 2, xs * 2:(xs + 6) * 2], hr8)
+    ys, xs = [
+        (y, x)
+        for y in range(full_lr.shape[1] - 5)
+        for x in range(full_lr.shape[2] - 5)
+        if torch.equal(full_lr[:, y : y + 6, x : x + 6], lr8)
+    ][0]
+    assert torch.equal(full_hr[:, ys * 2 : (ys + 6) * 2, xs * 2 : (xs + 6) * 2], hr8)
 
 
 def test_items_are_a_function_of_seed_epoch_and_index(hr_folder: Path) -> None:
@@ -97,7 +103,9 @@ def test_lr_folder_pairs_and_hr_crop(tmp_path: Path, hr_folder: Path) -> None:
 
 def test_mismatched_lr_size_names_the_file(tmp_path: Path, hr_folder: Path) -> None:
     save(tmp_path / "lr" / "img0x2.png", np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(ImageError, match=r"img0x2\.png: LR 10x10 does not match HR .*img0\.png \(50x62\) at scale 2; expected LR 25x31"):
+    with pytest.raises(
+        ImageError, match=r"img0x2\.png: LR 10x10 does not match HR .*img0\.png \(50x62\) at scale 2; expected LR 25x31"
+    ):
         load_pair(hr_folder / "img0.png", str(tmp_path / "lr"), 2)
 
 

@@ -1,5 +1,6 @@
 """``lit_sisr.data.download`` against a local HTTP server: layout, idempotence, checksum
 failures, dropped connections with and without Range support."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,7 +52,7 @@ class Server:
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 k = server.drop_after.pop(self.path, None)
-                self.wfile.write(body[start:] if k is None else body[start:start + k])
+                self.wfile.write(body[start:] if k is None else body[start : start + k])
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -89,8 +90,11 @@ def div2k_like_zip() -> bytes:
 def benchmark_like_tar() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in [("bench/Set5/HR/baby.png", b"hr" * 500), ("bench/Set5/LR_bicubic/X2/babyx2.png", b"lr" * 100),
-                           ("bench/Urban100/HR/img_001.png", b"skip me")]:
+        for name, data in [
+            ("bench/Set5/HR/baby.png", b"hr" * 500),
+            ("bench/Set5/LR_bicubic/X2/babyx2.png", b"lr" * 100),
+            ("bench/Urban100/HR/img_001.png", b"skip me"),
+        ]:
             info = tarfile.TarInfo(f"./{name}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -102,8 +106,13 @@ def sha256(data: bytes) -> str:
 
 
 def toy_zip(url: str, sha: str | None) -> Archive:
-    return Archive(file="TOY_train_HR.zip", urls=(f"{url}/TOY_train_HR.zip",), extract_to="TOY",
-                   provides=("TOY/TOY_train_HR",), sha256=sha)
+    return Archive(
+        file="TOY_train_HR.zip",
+        urls=(f"{url}/TOY_train_HR.zip",),
+        extract_to="TOY",
+        provides=("TOY/TOY_train_HR",),
+        sha256=sha,
+    )
 
 
 def test_archives_land_in_the_layout_and_a_second_run_does_nothing(tmp_path: Path, serve, capsys) -> None:
@@ -112,12 +121,21 @@ def test_archives_land_in_the_layout_and_a_second_run_does_nothing(tmp_path: Pat
     table = {
         "toy": (toy_zip(server.url, sha256(zipped)),),
         # unpinned (no published hash): trusted on first use, recorded in a lock file
-        "bench": (Archive(file="bench.tar", urls=(f"{server.url}/bench.tar",), extract_to="",
-                          provides=("bench/Set5/HR",), members=("bench/Set5/",)),),
+        "bench": (
+            Archive(
+                file="bench.tar",
+                urls=(f"{server.url}/bench.tar",),
+                extract_to="",
+                provides=("bench/Set5/HR",),
+                members=("bench/Set5/",),
+            ),
+        ),
     }
     root = tmp_path / "data"
     assert download_datasets(["toy", "bench"], root, table=table, **FAST) == {
-        "TOY_train_HR.zip": "installed", "bench.tar": "installed"}
+        "TOY_train_HR.zip": "installed",
+        "bench.tar": "installed",
+    }
     for name, data in IMAGES.items():
         assert (root / "TOY" / "TOY_train_HR" / name).read_bytes() == data
     assert (root / "bench/Set5/HR/baby.png").read_bytes() == b"hr" * 500
@@ -128,13 +146,19 @@ def test_archives_land_in_the_layout_and_a_second_run_does_nothing(tmp_path: Pat
     assert "bench.tar has no published checksum" in capsys.readouterr().err
     # archives removed after extraction; no temporary folders left
     assert sorted(p.name for p in (root / "downloads").iterdir()) == [
-        "TOY_train_HR.zip.installed.json", "TOY_train_HR.zip.sha256", "bench.tar.installed.json", "bench.tar.sha256"]
+        "TOY_train_HR.zip.installed.json",
+        "TOY_train_HR.zip.sha256",
+        "bench.tar.installed.json",
+        "bench.tar.sha256",
+    ]
     assert sorted(p.name for p in root.iterdir()) == ["TOY", "bench", "downloads"]
 
     served = len(server.requests)
     mtime = (root / "TOY" / "TOY_train_HR" / "0001.png").stat().st_mtime_ns
     assert download_datasets(["toy", "bench"], root, table=table, **FAST) == {
-        "TOY_train_HR.zip": "up to date", "bench.tar": "up to date"}
+        "TOY_train_HR.zip": "up to date",
+        "bench.tar": "up to date",
+    }
     assert len(server.requests) == served  # nothing fetched
     assert (root / "TOY" / "TOY_train_HR" / "0001.png").stat().st_mtime_ns == mtime
 
@@ -145,8 +169,12 @@ def test_a_corrupted_archive_is_removed_and_nothing_is_extracted(tmp_path: Path,
     bad[len(bad) // 2] ^= 0xFF
     server = serve({"/TOY_train_HR.zip": bytes(bad)})
     root = tmp_path / "data"
-    with pytest.raises(DownloadError, match=r"TOY_train_HR\.zip from http.*: sha256 mismatch .*expected "
-                                            + sha256(good) + ", pinned\\); the file was removed"):
+    with pytest.raises(
+        DownloadError,
+        match=r"TOY_train_HR\.zip from http.*: sha256 mismatch .*expected "
+        + sha256(good)
+        + ", pinned\\); the file was removed",
+    ):
         download_datasets(["toy"], root, table={"toy": (toy_zip(server.url, sha256(good)),)}, **FAST)
     assert list(root.iterdir()) == []  # not even an empty downloads/ folder
 
@@ -162,8 +190,13 @@ def test_a_corrupted_archive_is_removed_and_nothing_is_extracted(tmp_path: Path,
 
     # an archive that verifies but lacks the expected folder leaves no partial data either
     server.files["/TOY_train_HR.zip"] = good
-    wrong = Archive(file="TOY_train_HR.zip", urls=(f"{server.url}/TOY_train_HR.zip",), extract_to="TOY",
-                    provides=("TOY/TOY_valid_HR",), sha256=sha256(good))
+    wrong = Archive(
+        file="TOY_train_HR.zip",
+        urls=(f"{server.url}/TOY_train_HR.zip",),
+        extract_to="TOY",
+        provides=("TOY/TOY_valid_HR",),
+        sha256=sha256(good),
+    )
     with pytest.raises(DownloadError, match=r"TOY_train_HR\.zip: the archive has no TOY_valid_HR/"):
         download_datasets(["toy"], root, table={"toy": (wrong,)}, **FAST)
     assert sorted(p.name for p in root.iterdir()) == ["downloads"]
@@ -194,8 +227,13 @@ def test_sources_are_tried_in_turn_and_all_failing_is_one_error(tmp_path: Path, 
     zipped = div2k_like_zip()
     down = serve({})  # the first host answers 404 for everything (its copy is gone)
     mirror = serve({"/TOY_train_HR.zip": zipped})
-    archive = Archive(file="TOY_train_HR.zip", urls=(f"{down.url}/TOY_train_HR.zip", f"{mirror.url}/TOY_train_HR.zip"),
-                      extract_to="TOY", provides=("TOY/TOY_train_HR",), sha256=sha256(zipped))
+    archive = Archive(
+        file="TOY_train_HR.zip",
+        urls=(f"{down.url}/TOY_train_HR.zip", f"{mirror.url}/TOY_train_HR.zip"),
+        extract_to="TOY",
+        provides=("TOY/TOY_train_HR",),
+        sha256=sha256(zipped),
+    )
     root = tmp_path / "data"
     assert download_datasets(["toy"], root, table={"toy": (archive,)}, **FAST) == {"TOY_train_HR.zip": "installed"}
     assert down.requests == [("/TOY_train_HR.zip", None)] and mirror.requests == [("/TOY_train_HR.zip", None)]
@@ -211,8 +249,13 @@ def test_sources_are_tried_in_turn_and_all_failing_is_one_error(tmp_path: Path, 
     closed = serve({})
     dead = f"{closed.url}/TOY_train_HR.zip"
     closed.close()
-    archive = Archive(file="TOY_train_HR.zip", urls=(f"{down.url}/TOY_train_HR.zip", f"{wrong.url}/TOY_train_HR.zip", dead),
-                      extract_to="TOY", provides=("TOY/TOY_train_HR",), sha256=sha256(zipped))
+    archive = Archive(
+        file="TOY_train_HR.zip",
+        urls=(f"{down.url}/TOY_train_HR.zip", f"{wrong.url}/TOY_train_HR.zip", dead),
+        extract_to="TOY",
+        provides=("TOY/TOY_train_HR",),
+        sha256=sha256(zipped),
+    )
     fresh = tmp_path / "fresh"
     with pytest.raises(DownloadError) as failed:
         download_datasets(["toy"], fresh, table={"toy": (archive,)}, **FAST, retries=1)
@@ -232,9 +275,16 @@ def test_renamed_folders_of_an_hr_only_archive(tmp_path: Path, serve) -> None:
             info.size = len(name)
             tar.addfile(info, io.BytesIO(name.encode()))
     server = serve({"/u.tar.gz": buffer.getvalue()})
-    archive = Archive(file="u.tar.gz", urls=(f"{server.url}/u.tar.gz",), extract_to="benchmark",
-                      provides=("benchmark/Urban100/HR",), rename=(("Urban100_HR", "Urban100/HR"),))
+    archive = Archive(
+        file="u.tar.gz",
+        urls=(f"{server.url}/u.tar.gz",),
+        extract_to="benchmark",
+        provides=("benchmark/Urban100/HR",),
+        rename=(("Urban100_HR", "Urban100/HR"),),
+    )
     root = tmp_path / "data"
     download_datasets(["u"], root, table={"u": (archive,)}, **FAST)
     assert sorted(str(p.relative_to(root)) for p in (root / "benchmark").rglob("*") if p.is_file()) == [
-        "benchmark/Urban100/HR/img_001.png", "benchmark/Urban100/HR/img_002.png"]
+        "benchmark/Urban100/HR/img_001.png",
+        "benchmark/Urban100/HR/img_002.png",
+    ]

@@ -1,5 +1,6 @@
 """One evaluator: eval.py and the Lightning test loop give the same rows; HR-only sets; evaluation
 that shows its work (progress, total time, saved SR images)."""
+
 from __future__ import annotations
 
 import csv
@@ -10,11 +11,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from refdata import BENCHMARK, benchmark_set, need
 from lit_sisr.backbones import build_backbone
 from lit_sisr.data.datasets import ImageSet, PairedImages
 from lit_sisr.data.io import ImageError, read_image, to_float
 from lit_sisr.scoring import evaluate_set
+
+from refdata import BENCHMARK, benchmark_set, need
 
 
 @pytest.fixture()
@@ -28,7 +30,9 @@ def hr_only(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_hr_only_set_gets_the_stored_lr_bit_for_bit(hr_only: Path, scale: int) -> None:
     stored = PairedImages(benchmark_set("Set5", scale), scale)
-    made = PairedImages(ImageSet("Set5", str(hr_only / "Set5" / "HR"), str(hr_only / "Set5" / "LR_bicubic" / f"X{scale}")), scale)
+    made = PairedImages(
+        ImageSet("Set5", str(hr_only / "Set5" / "HR"), str(hr_only / "Set5" / "LR_bicubic" / f"X{scale}")), scale
+    )
     assert (stored.lr_source, made.lr_source) == ("stored", "bicubic")
     for (lr_s, hr_s, _), (lr_m, hr_m, _) in zip(stored, made):
         assert torch.equal(lr_s, lr_m) and torch.equal(hr_s, hr_m)  # the shared LR files are MATLAB bicubic
@@ -53,11 +57,15 @@ def test_a_set_with_some_lr_files_missing_is_refused(hr_only: Path) -> None:
 
 
 def test_eval_of_an_hr_only_set_says_so_and_saves_the_sr_images(tmp_path: Path, hr_only: Path, capsys) -> None:
-    from helpers import compose_train
     from lit_sisr.evaluate_cli import evaluate
 
-    cfg = compose_train(tmp_path, ["model=bicubic", "attention=none", "scale=3", "sets=[Set5]",
-                                   f"benchmark_dir={hr_only}", "save_images=true"], "eval")
+    from helpers import compose_train
+
+    cfg = compose_train(
+        tmp_path,
+        ["model=bicubic", "attention=none", "scale=3", "sets=[Set5]", f"benchmark_dir={hr_only}", "save_images=true"],
+        "eval",
+    )
     rows = evaluate(cfg)
     out = tmp_path / "run"
     assert OmegaConf.load(out / "config.yaml").lr_source == {"Set5": "bicubic"}
@@ -80,17 +88,31 @@ def test_eval_of_an_hr_only_set_says_so_and_saves_the_sr_images(tmp_path: Path, 
 def test_training_test_loop_and_eval_give_the_same_rows(tmp_path: Path, hr_only: Path, monkeypatch) -> None:
     """The Lightning test loop and eval.py share one code path: identical rows, HR-only set included."""
     monkeypatch.setenv("LIT_SISR_CACHE", str(tmp_path / "cache"))
-    from helpers import RUN, compose_train
     from lit_sisr.evaluate_cli import evaluate
     from lit_sisr.training import train
 
-    cfg = compose_train(tmp_path / "t", RUN + ["model=bicubic", "attention=none", "scale=2", "testsets@data.test=benchmark",
-                                               f"data.test.benchmark_dir={hr_only}", "data.test.sets=[Set5]"])
+    from helpers import RUN, compose_train
+
+    cfg = compose_train(
+        tmp_path / "t",
+        RUN
+        + [
+            "model=bicubic",
+            "attention=none",
+            "scale=2",
+            "testsets@data.test=benchmark",
+            f"data.test.benchmark_dir={hr_only}",
+            "data.test.sets=[Set5]",
+        ],
+    )
     train(cfg)
     trained = list(csv.DictReader((tmp_path / "t" / "run" / "test_results.csv").open()))
     assert OmegaConf.load(tmp_path / "t" / "run" / "config.yaml").lr_source == {"Set5": "bicubic"}
-    cfg = compose_train(tmp_path / "e", ["model=bicubic", "attention=none", "scale=2", "sets=[Set5]",
-                                         f"benchmark_dir={hr_only}"], "eval")
+    cfg = compose_train(
+        tmp_path / "e",
+        ["model=bicubic", "attention=none", "scale=2", "sets=[Set5]", f"benchmark_dir={hr_only}"],
+        "eval",
+    )
     evaluate(cfg)
     evaluated = list(csv.DictReader((tmp_path / "e" / "run" / "test_results.csv").open()))
     assert trained == evaluated and len(trained) == 5

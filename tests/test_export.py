@@ -1,10 +1,10 @@
 """TorchScript and ONNX export (``lit_sisr.export``): outputs match eager PyTorch at two sizes."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import lit_checkpoint, tiny_edsr
 from torch import nn
 
 from lit_sisr.attention import attention_names
@@ -12,10 +12,13 @@ from lit_sisr.backbones import BACKBONES, build_backbone, native_attention
 from lit_sisr.errors import ConfigError
 from lit_sisr.export import ExportError, export_checked, load_exported, main
 
+from helpers import lit_checkpoint, tiny_edsr
+
 pytest.importorskip("onnxruntime", reason="ONNX checks run the export with onnxruntime")
 
-BACKBONE_CASES = [(name, attention) for name in BACKBONES.names() if native_attention(name)
-                  for attention in ("original", "bam")]
+BACKBONE_CASES = [
+    (name, attention) for name in BACKBONES.names() if native_attention(name) for attention in ("original", "bam")
+]
 # Every attention on the smallest backbone (original and bam are covered above).
 ATTENTION_CASES = [("edsr", a) for a in attention_names() if a not in ("original", "bam")]
 
@@ -64,8 +67,20 @@ def test_cli_exports_a_lit_sisr_checkpoint_and_authors_weights(tmp_path, capsys)
     authors = tiny_edsr(rgb_range=255)
     weights = tmp_path / "official.pth"
     torch.save(authors.state_dict(), weights)
-    main([f"ckpt={weights}", "model=edsr", "attention=none", "scale=2", "model.n_resblocks=2", "model.n_feats=16",
-          "+model.authors_format=official", "format=torchscript", f"output={tmp_path / 'b.pt'}", "sample=16"])
+    main(
+        [
+            f"ckpt={weights}",
+            "model=edsr",
+            "attention=none",
+            "scale=2",
+            "model.n_resblocks=2",
+            "model.n_feats=16",
+            "+model.authors_format=official",
+            "format=torchscript",
+            f"output={tmp_path / 'b.pt'}",
+            "sample=16",
+        ]
+    )
     with torch.no_grad():
         expected = authors(x)
     assert torch.allclose(load_exported(tmp_path / "b.pt", "torchscript")(x), expected, atol=1e-5)

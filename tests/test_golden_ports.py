@@ -8,6 +8,7 @@ scaled back, with the authors' (max abs difference at most 1e-5 of max|output|; 
 is at most 1.1e-6). Fixture suffixes ``-official``/``-bamrepo`` pick the repository; ``-n16`` is
 the paper's 16-block OISR-LF-s.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from refdata import SHARED, need
 
 from lit_sisr.backbones import BACKBONES, build_backbone
 from lit_sisr.backbones._authors import BAM_REPO, BAM_REPOSITORY, OFFICIAL, authors_formats
 from lit_sisr.weights import WeightsError, load_authors_weights, load_official_weights
+
+from refdata import SHARED, need
 
 GOLDEN = SHARED / "golden"
 FIXTURES = sorted(GOLDEN.glob("*.pt")) if GOLDEN.is_dir() else []
@@ -124,11 +126,17 @@ def test_load_authors_weights_finds_the_format_and_builds_the_authors_network(st
 def test_authors_files_that_fit_no_format_or_two_are_named(tmp_path: Path) -> None:
     fx = _fixture("edsr-original-x2")  # the baseline EDSR: both repositories use the same keys
     path = _authors_file(fx, tmp_path / "edsr.pth")
-    with pytest.raises(WeightsError, match=r"edsr.pth fits the 'official' \(sanghyun-son/EDSR-PyTorch\) and 'bam' "
-                                           r"\(dandingbudanding/BAM\) formats of edsr.*format='official' or 'bam'"):
+    with pytest.raises(
+        WeightsError,
+        match=r"edsr.pth fits the 'official' \(sanghyun-son/EDSR-PyTorch\) and 'bam' "
+        r"\(dandingbudanding/BAM\) formats of edsr.*format='official' or 'bam'",
+    ):
         load_authors_weights("edsr", 2, "original", path)
-    with pytest.raises(WeightsError, match=r"edsr.pth does not fit edsr x3 attention=original: 2 shape mismatches.*"
-                                           r"formats tried: 'official' \(sanghyun-son/EDSR-PyTorch\), 'bam'"):
+    with pytest.raises(
+        WeightsError,
+        match=r"edsr.pth does not fit edsr x3 attention=original: 2 shape mismatches.*"
+        r"formats tried: 'official' \(sanghyun-son/EDSR-PyTorch\), 'bam'",
+    ):
         load_authors_weights("edsr", 3, "original", path, format=None)
     with pytest.raises(WeightsError, match="no authors' format 'paper'"):
         load_authors_weights("edsr", 2, "original", path, format="paper")
@@ -143,9 +151,12 @@ def test_authors_files_that_fit_no_format_or_two_are_named(tmp_path: Path) -> No
 def test_load_official_weights_refuses_a_network_built_for_another_range(tmp_path: Path) -> None:
     fx = _fixture("slwsr32-original-x2")
     path = _authors_file(fx, tmp_path / "lwsr.pth")
-    with pytest.raises(WeightsError, match=r"lwsr.pth is in the 'official' \(Sudo-Biao/s-LWSR\) format of SLWSR, "
-                                           r"which computes the authors' network only when built with rgb_range=255, "
-                                           r"mean_shift=True; this one has rgb_range=1.0"):
+    with pytest.raises(
+        WeightsError,
+        match=r"lwsr.pth is in the 'official' \(Sudo-Biao/s-LWSR\) format of SLWSR, "
+        r"which computes the authors' network only when built with rgb_range=255, "
+        r"mean_shift=True; this one has rgb_range=1.0",
+    ):
         load_official_weights(build_backbone("slwsr32", 2, "original"), path)
     net = load_official_weights(build_backbone("slwsr32", 2, "original", rgb_range=255), path)
     assert _relative_error(net, fx) <= RTOL

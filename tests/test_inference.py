@@ -1,4 +1,5 @@
 """Self-ensemble and tiled inference (``lit_sisr.inference``)."""
+
 from __future__ import annotations
 
 import copy
@@ -12,10 +13,16 @@ from lit_sisr.attention import ATTENTION, is_local
 from lit_sisr.backbones import BACKBONES, build_backbone, native_attention
 from lit_sisr.data.io import read_image, to_float
 from lit_sisr.inference import (
-    DIHEDRAL, Inference, NotTileableError, orient,
-    receptive_radius, self_ensemble, tiled_forward,
+    DIHEDRAL,
+    Inference,
+    NotTileableError,
+    orient,
+    receptive_radius,
+    self_ensemble,
+    tiled_forward,
 )
 from lit_sisr.metrics import psnr_y
+
 from refdata import BENCHMARK, WEIGHTS, authors_net, need
 
 # Attention modules by their declaration: local ones tile exactly, every other one pools globally.
@@ -53,7 +60,7 @@ def exact_reach(net: nn.Module, bound: int, scale: int) -> int:
     width = 2 * bound + 9
     centre = width // 2
     x = torch.ones(1, 3, 1, width, requires_grad=True)
-    probe(x)[..., centre * scale:(centre + 1) * scale].sum().backward()
+    probe(x)[..., centre * scale : (centre + 1) * scale].sum().backward()
     reached = (x.grad.abs().sum(dim=(0, 1, 2)) > 0).nonzero().flatten()
     return max(centre - int(reached.min()), int(reached.max()) - centre)
 
@@ -210,7 +217,7 @@ def test_self_ensemble_raises_psnr_of_official_imdn():
         lr = to_float(read_image(set5 / "LR_bicubic" / "X4" / f"{name}x4.png"))[None]
         hr = to_float(read_image(set5 / "HR" / f"{name}.png"))[None]
         y, x = (lr.shape[-2] - 48) // 2, (lr.shape[-1] - 48) // 2
-        lr, hr = lr[..., y:y + 48, x:x + 48], hr[..., 4 * y:4 * (y + 48), 4 * x:4 * (x + 48)]
+        lr, hr = lr[..., y : y + 48, x : x + 48], hr[..., 4 * y : 4 * (y + 48), 4 * x : 4 * (x + 48)]
         with torch.no_grad():
             plain, ensemble = psnr_y(net(lr), hr, 4), psnr_y(self_ensemble(net, lr), hr, 4)
         assert ensemble > plain + 0.03, (name, float(plain), float(ensemble))

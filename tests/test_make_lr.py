@@ -1,5 +1,6 @@
 """``python -m lit_sisr.data.make_lr``: the EDSR LR files of an HR-only set, bit for bit, and
 one ``error:`` line with nothing written for a bad folder."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from refdata import BENCHMARK, need
 from lit_sisr.data.make_lr import main, make_lr
+
+from refdata import BENCHMARK, need
 
 
 def stored_pixels(path: Path) -> tuple[str, np.ndarray]:
@@ -60,8 +62,12 @@ def test_sizes_names_and_a_second_run(tmp_path: Path, capsys) -> None:
     assert "wrote 4 LR images, 0 already present" in capsys.readouterr().out
     sizes = {str(p.relative_to(toy)): Image.open(p).size for p in sorted((toy / "LR_bicubic").rglob("*.png"))}
     # modcrop to a multiple of the scale, then 1/s: 10x13 -> 5x6 (x2), 3x4 (x3)
-    assert sizes == {"LR_bicubic/X2/ax2.png": (5, 6), "LR_bicubic/X2/bx2.png": (6, 6),
-                     "LR_bicubic/X3/ax3.png": (3, 4), "LR_bicubic/X3/bx3.png": (4, 4)}
+    assert sizes == {
+        "LR_bicubic/X2/ax2.png": (5, 6),
+        "LR_bicubic/X2/bx2.png": (6, 6),
+        "LR_bicubic/X3/ax3.png": (3, 4),
+        "LR_bicubic/X3/bx3.png": (4, 4),
+    }
     assert Image.open(toy / "LR_bicubic/X2/bx2.png").mode == "L"
     assert main([str(toy), "--scales", "2", "3", "4"]) == 0  # x4 added, x2/x3 left alone
     assert "wrote 2 LR images, 4 already present" in capsys.readouterr().out

@@ -1,16 +1,18 @@
 """The metric protocol: unit checks, and the golden table of shared/spec/protocol.md."""
+
 from __future__ import annotations
 
 import kornia
 import pytest
 import torch
 
-from helpers import GOLDEN
-from refdata import BENCHMARK, need
 from lit_sisr.backbones import build_backbone
 from lit_sisr.data.testsets import named_sets
-from lit_sisr.scoring import evaluate_set, mean_metrics
 from lit_sisr.metrics import prepare_y, psnr_y, quantize, rgb_to_y, ssim_of_y, ssim_y
+from lit_sisr.scoring import evaluate_set, mean_metrics
+
+from helpers import GOLDEN
+from refdata import BENCHMARK, need
 
 
 def test_y_is_matlab_rgb2ycbcr() -> None:

@@ -4,6 +4,7 @@ Everything is counted on the meta device (no weights, no arithmetic), so these t
 Reference numbers: shared/spec/bam_reference.md section 4 (pure conv multiply-adds of IMDN x2
 59.537 G and CARN x2 83.562 G on a 1x3x240x360 LR input) and expected_params.json.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -14,7 +15,6 @@ import pytest
 import torch
 from torch import nn
 
-from refdata import SPEC, expected_params, need
 from lit_sisr.backbones import BACKBONES, build_backbone
 from lit_sisr.models_table import (
     COLUMNS,
@@ -26,6 +26,8 @@ from lit_sisr.models_table import (
     write_csv,
 )
 from lit_sisr.paper import BENCHMARKS, ablation_order, load_paper_table, paper_row
+
+from refdata import SPEC, expected_params, need
 
 
 def conv_macs(net: nn.Module, lr_size=LR_SIZE) -> int:
@@ -90,8 +92,8 @@ def test_params_column_equals_the_authors_code() -> None:
 
 
 def test_oisr_lf_s_x4_paper_config_reproduces_the_16_block_row() -> None:
-    default, = rows(["oisr_lf_s"], ["original"], [4])
-    paper, = rows(["oisr_lf_s"], ["original"], [4], paper_config=True)
+    (default,) = rows(["oisr_lf_s"], ["original"], [4])
+    (paper,) = rows(["oisr_lf_s"], ["original"], [4], paper_config=True)
     assert round(default["params_k"], 1) == 1223.7 and "16-block" in default["note"]
     assert paper["options"] == {"n_blocks": 16}
     assert paper["params"] == 2_111_595  # the paper prints 2111.5K (its counter skips 80 scalars)
@@ -152,10 +154,7 @@ def test_known_paper_errors_are_flagged() -> None:
 def test_unflagged_paper_params_equal_the_authors_code() -> None:
     """The transcription agrees with expected_params.json wherever the paper has no known error."""
     need(SPEC / "expected_params.json", "expected parameter counts")
-    exact = {
-        (r["model"], r["attention"], r["scale"]): r["params"]
-        for r in expected_params() if not r["overrides"]
-    }
+    exact = {(r["model"], r["attention"], r["scale"]): r["params"] for r in expected_params() if not r["overrides"]}
     flagged = ("swapped", "16-block", "counter", "printed as")
     checked = 0
     for table in (2, 3):
@@ -210,7 +209,10 @@ def test_format_table_and_csv(tmp_path) -> None:
 def test_command_line_prints_imdn_rows_with_the_paper_values() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lit_sisr.models_table", "--models", "imdn", "--scales", "2"],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     lines = [line.split() for line in result.stdout.splitlines() if line.startswith("imdn")]
     assert [line[:3] for line in lines] == [["imdn", "original", "2"], ["imdn", "bam", "2"]]

@@ -4,6 +4,7 @@ sets: the slowest tests of the suite, a few minutes on two CPU cores).
 IMDN: the published table (MATLAB). PAN: every per-image Y-PSNR of the authors' test logs.
 CARN-M: what the authors' own model code gives with the released file (shared/weights/README.md).
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,6 +12,7 @@ import csv
 import pytest
 
 from lit_sisr.scoring import evaluate_set, mean_metrics
+
 from refdata import BENCHMARK, WEIGHTS, authors_net, benchmark_set, need
 
 pytestmark = pytest.mark.slow

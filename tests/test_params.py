@@ -3,13 +3,15 @@
 Full-size networks are built (no forward pass here); the counts include frozen mean-shift convs,
 as ``sum(p.numel() for p in model.parameters())`` does.
 """
+
 from __future__ import annotations
 
 import pytest
 
-from refdata import SPEC, expected_params, need
 from lit_sisr.attention import AttentionFactory
 from lit_sisr.backbones import build_backbone, count_parameters
+
+from refdata import SPEC, expected_params, need
 
 ROWS = expected_params()
 

@@ -2,6 +2,7 @@
 patch loading, uint8 batches (device placement: tests/test_placement.py), the in-place BAM product, and each speed knob (CPU smoke).
 
 No timing is asserted here: benchmarks/ prints the figures (docs/benchmarks.md)."""
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,14 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, default_collate
 
-from refdata import BENCHMARK, REPO, need
 from lit_sisr.attention import AttentionFactory
 from lit_sisr.data.cache import DecodedCache
 from lit_sisr.data.datasets import ImageSet, TrainPatches, five_crops
 from lit_sisr.data.io import read_image
 from lit_sisr.module import LitSR
 from lit_sisr.protocols import standard_pair
+
+from refdata import BENCHMARK, REPO, need
 
 
 def save_png(path: Path, seed: int, shape=(40, 52)) -> Path:
@@ -72,7 +74,9 @@ def test_scales_share_the_cached_hr_images(hr_folder: Path, tmp_path: Path, five
     assert x4.cache.stats == {"built": 3, "reused": 3}  # only the x4 LR images are new
     plain = TrainPatches(images, scale=4, patch_size=4, five_crop=five_crop, seed=5)
     for (lr0, hr0), (lr1, hr1) in zip(plain.pairs, x4.pairs):
-        assert torch.equal(lr0, lr1) and torch.equal(hr0, hr1) and hr1.shape[-2:] == (4 * lr1.shape[-2], 4 * lr1.shape[-1])
+        assert (
+            torch.equal(lr0, lr1) and torch.equal(hr0, hr1) and hr1.shape[-2:] == (4 * lr1.shape[-2], 4 * lr1.shape[-1])
+        )
     for a, b in zip(items(plain, KEYS), items(x4, KEYS)):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     # the pairs are those of the evaluation code path (protocols.standard_pair) on each HR (or crop)
@@ -190,9 +194,16 @@ class Loss(pl.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-@pytest.mark.parametrize("knob", [
-    {"precision": "bf16-mixed"}, {"channels_last": True}, {"compile": True}, {"benchmark": True}, {"uint8": True},
-])
+@pytest.mark.parametrize(
+    "knob",
+    [
+        {"precision": "bf16-mixed"},
+        {"channels_last": True},
+        {"compile": True},
+        {"benchmark": True},
+        {"uint8": True},
+    ],
+)
 def test_speed_knob_trains_two_steps_with_finite_loss(knob: dict, tmp_path: Path) -> None:
     torch.manual_seed(0)
     lr, hr = torch.rand(6, 3, 8, 8), torch.rand(6, 3, 16, 16)
@@ -201,10 +212,18 @@ def test_speed_knob_trains_two_steps_with_finite_loss(knob: dict, tmp_path: Path
     model = LitSR(TinySR(), scale=2, channels_last=knob.get("channels_last", False), compile=knob.get("compile", False))
     keys = list(model.net.state_dict())
     loss = Loss()
-    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[loss],
-                         precision=knob.get("precision", "32-true"), benchmark=knob.get("benchmark"),
-                         default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[loss],
+        precision=knob.get("precision", "32-true"),
+        benchmark=knob.get("benchmark"),
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, DataLoader(list(zip(lr, hr)), batch_size=3))
     assert len(loss.losses) == 2 and all(np.isfinite(loss.losses))
     assert list(model.net.state_dict()) == keys  # checkpoints stay loadable into an eager network
@@ -233,12 +252,36 @@ def test_data_path_benchmark_prints_a_table(tmp_path: Path, capsys, monkeypatch)
         import data_path
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
-    monkeypatch.setattr(sys, "argv", ["data_path.py", "--data", str(BENCHMARK.parent), "--set", "Set5", "--scales", "4",
-                                      "--workers", "0", "--batches", "1", "--warmup", "0", "--repeats", "1",
-                                      "--batch", "2", "--patch", "16", "--cache-dir", str(tmp_path),
-                                      "--device", "cpu"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "data_path.py",
+            "--data",
+            str(BENCHMARK.parent),
+            "--set",
+            "Set5",
+            "--scales",
+            "4",
+            "--workers",
+            "0",
+            "--batches",
+            "1",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--batch",
+            "2",
+            "--patch",
+            "16",
+            "--cache-dir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+        ],
+    )
     data_path.main()
     out = capsys.readouterr().out
     assert "| x4 | 0 | naive |" in out and "| x4 | 0 | host |" in out and "| x4 | - | device |" in out
     assert "load average" in out
-

@@ -2,6 +2,7 @@
 batch for batch, with and without five crops, per DDP rank, and after skipping a resumed epoch's
 first batches; the host path gives the same batches with and without DataLoader workers. No timing
 here: benchmarks/data_path.py measures the speed."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,20 +30,34 @@ def hr_folder(tmp_path_factory) -> Path:
 
 
 def host_batches(data: TrainPatches, sampler: EpochSampler, batch_size: int, workers: int = 0, **kwargs) -> list:
-    loader = ResumableLoader(data, batch_size=None, sampler=EpochBatchSampler(sampler, batch_size),
-                             num_workers=workers, **kwargs)
+    loader = ResumableLoader(
+        data, batch_size=None, sampler=EpochBatchSampler(sampler, batch_size), num_workers=workers, **kwargs
+    )
     return list(loader)
 
 
 def same(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(x.dtype == y.dtype and torch.equal(x, y) for p, q in zip(a, b) for x, y in zip(p, q))
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and torch.equal(x, y) for p, q in zip(a, b) for x, y in zip(p, q)
+    )
 
 
-@pytest.mark.parametrize(("five_crop", "scale", "dtype"), [(False, 3, "uint8"), (True, 2, "uint8"), (False, 4, "float32")])
-def test_device_batches_equal_host_batches(hr_folder: Path, tmp_path: Path, five_crop: bool, scale: int,
-                                           dtype: str) -> None:
-    data = TrainPatches(ImageSet("t", str(hr_folder)), scale=scale, patch_size=5 if five_crop else 8,
-                        five_crop=five_crop, repeat=6, seed=4, cache_dir=tmp_path / "cache", dtype=dtype)
+@pytest.mark.parametrize(
+    ("five_crop", "scale", "dtype"), [(False, 3, "uint8"), (True, 2, "uint8"), (False, 4, "float32")]
+)
+def test_device_batches_equal_host_batches(
+    hr_folder: Path, tmp_path: Path, five_crop: bool, scale: int, dtype: str
+) -> None:
+    data = TrainPatches(
+        ImageSet("t", str(hr_folder)),
+        scale=scale,
+        patch_size=5 if five_crop else 8,
+        five_crop=five_crop,
+        repeat=6,
+        seed=4,
+        cache_dir=tmp_path / "cache",
+        dtype=dtype,
+    )
     for epoch in (0, 3):
         sampler = EpochSampler(data, num_replicas=1, rank=0, shuffle=True, seed=4, drop_last=True)
         sampler.set_epoch(epoch)
@@ -91,8 +106,9 @@ def test_a_resumed_epoch_continues_with_the_next_batch(hr_folder: Path) -> None:
 
 @pytest.mark.parametrize("context", [None, "spawn"])
 def test_worker_batches_equal_main_process_batches(hr_folder: Path, tmp_path: Path, context: str | None) -> None:
-    data = TrainPatches(ImageSet("t", str(hr_folder)), scale=2, patch_size=8, repeat=4, cache_dir=tmp_path / "c",
-                        dtype="uint8")
+    data = TrainPatches(
+        ImageSet("t", str(hr_folder)), scale=2, patch_size=8, repeat=4, cache_dir=tmp_path / "c", dtype="uint8"
+    )
     sampler = EpochSampler(data, num_replicas=1, rank=0, shuffle=True, seed=1, drop_last=True)
     main = host_batches(data, sampler, 4)
     workers = host_batches(data, sampler, 4, workers=1 if context else 2, multiprocessing_context=context)
@@ -101,8 +117,9 @@ def test_worker_batches_equal_main_process_batches(hr_folder: Path, tmp_path: Pa
 
 def test_datamodule_places_the_data_as_asked(hr_folder: Path) -> None:
     spec = {"name": "t", "hr_dir": str(hr_folder)}
-    module = SRDataModule("t", 2, spec, spec, patch_size=8, batch_size=4, num_workers=2, placement="auto",
-                          train_dtype="uint8")
+    module = SRDataModule(
+        "t", 2, spec, spec, patch_size=8, batch_size=4, num_workers=2, placement="auto", train_dtype="uint8"
+    )
     module.setup("fit")
     host = module.train_dataloader()
     assert module.placed == "host" and isinstance(host, ResumableLoader) and host.num_workers == 2  # auto on a CPU

@@ -1,4 +1,5 @@
 """``predict.py``: super-resolving image files (``lit_sisr.predict_cli``)."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import lit_checkpoint, tiny_edsr
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
@@ -18,6 +18,8 @@ from lit_sisr.errors import ConfigError
 from lit_sisr.inference import self_ensemble
 from lit_sisr.predict_cli import LUMA, predict, to_levels
 from lit_sisr.resize import imresize
+
+from helpers import lit_checkpoint, tiny_edsr
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,9 +90,21 @@ def test_authors_weights_with_tiles_and_self_ensemble(tmp_path):
     source = save(tmp_path / "photo.jpg", image, "RGB")
     lr = torch.from_numpy(np.asarray(Image.open(source)).copy()).permute(2, 0, 1).float().div(255)[None]
     out = tmp_path / "out"
-    predict(config(f"ckpt={weights}", "model=edsr", "attention=none", "scale=2", "model.n_resblocks=2",
-                   "model.n_feats=16", "+model.authors_format=official", f"input={source}", f"output={out}",
-                   "self_ensemble=true", "tile=12"))
+    predict(
+        config(
+            f"ckpt={weights}",
+            "model=edsr",
+            "attention=none",
+            "scale=2",
+            "model.n_resblocks=2",
+            "model.n_feats=16",
+            "+model.authors_format=official",
+            f"input={source}",
+            f"output={out}",
+            "self_ensemble=true",
+            "tile=12",
+        )
+    )
     with torch.no_grad():
         expected = to_levels(self_ensemble(net, lr)[0]).permute(1, 2, 0).int()
     difference = (levels(out / "photo_x2.png").int() - expected).abs()
@@ -146,11 +160,17 @@ USER_ENV = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR",
 
 def test_command_line_reports_errors_in_one_line(tmp_path):
     missing = tmp_path / "nope"
-    run = subprocess.run([sys.executable, "predict.py", "model=bicubic", f"input={missing}", f"output={tmp_path}"],
-                         cwd=REPO, capture_output=True, text=True, env=USER_ENV)
+    run = subprocess.run(
+        [sys.executable, "predict.py", "model=bicubic", f"input={missing}", f"output={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=USER_ENV,
+    )
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"error: input={missing}: no such file or folder; expected an image file or a folder of images"]
+        f"error: input={missing}: no such file or folder; expected an image file or a folder of images"
+    ]
 
 
 def test_an_image_that_fails_to_decode_leaves_the_output_folder_as_it_was(tmp_path):

@@ -1,5 +1,6 @@
 """Preemption and timeout under submitit: SIGUSR2 (submitit's signal) during training saves a
 checkpoint and requeues the job, which resumes in the same folder and the same W&B run."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,20 @@ from helpers import RESUME, probe, read_offline_run, start_train, steps, wait_fo
 
 
 def test_usr2_under_submitit_checkpoints_requeues_and_resumes_the_same_folder_and_wandb_run(
-        tmp_path: Path, cache: Path) -> None:
+    tmp_path: Path, cache: Path
+) -> None:
     from lit_sisr import run_id
 
     record = tmp_path / "probe.txt"
-    env = {"LIT_SISR_CACHE": str(cache), "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-           **{var: str(tmp_path / "wandb_home") for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR",
-                                                           "WANDB_DATA_DIR")}}
+    env = {
+        "LIT_SISR_CACHE": str(cache),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        **{
+            var: str(tmp_path / "wandb_home")
+            for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
+        },
+    }
     args = ["-m", "hydra/launcher=local", *RESUME, "logger=wandb", "test=true", probe(record, pause_at=3)]
     proc, log = start_train(args, tmp_path, env)
     wait_for(record.with_suffix(".paused"), proc, log)
@@ -29,7 +37,9 @@ def test_usr2_under_submitit_checkpoints_requeues_and_resumes_the_same_folder_an
 
     out = tmp_path / "logs" / "train" / "multirun" / "imdn-none-x2-seed123-demo"
     # stdout and stderr of the job (Lightning's own messages go to stderr)
-    job_log = "\n".join(p.read_text() for p in sorted((tmp_path / "logs" / "train" / "multirun" / ".submitit").rglob("*_log.*")))
+    job_log = "\n".join(
+        p.read_text() for p in sorted((tmp_path / "logs" / "train" / "multirun" / ".submitit").rglob("*_log.*"))
+    )
     assert "Caught signal SIGUSR2" in job_log and "Requeued job" in job_log, job_log[-4000:]
     assert "checkpoint saved at step 4 (epoch 0)" in job_log
     assert "Restored all states from the checkpoint" in job_log

@@ -1,4 +1,5 @@
 """``protocol=bam_paper``: the BAM authors' evaluation, and what it alone does to the numbers."""
+
 from __future__ import annotations
 
 import math
@@ -6,11 +7,12 @@ import math
 import pytest
 import torch
 
-from refdata import BENCHMARK, benchmark_set, need
-from helpers import GOLDEN
 from lit_sisr.backbones import build_backbone
-from lit_sisr.scoring import evaluate_set, mean_metrics
 from lit_sisr.protocols import bam_paper_pair, bam_paper_score, bam_paper_y, get_protocol, standard_pair
+from lit_sisr.scoring import evaluate_set, mean_metrics
+
+from helpers import GOLDEN
+from refdata import BENCHMARK, benchmark_set, need
 
 
 def test_bam_y_is_their_typo_d_formula_on_0_255_values() -> None:
@@ -49,10 +51,22 @@ def test_unknown_protocol_lists_the_known_ones() -> None:
 
 # protocol.md: the bicubic model under bam_paper (each protocol's own LR, MATLAB-exact upscaling),
 # and bam_paper minus standard; the standard arm is the golden table checked in test_metrics.py.
-BAM_PAPER_BICUBIC = {("Set5", 2): 33.715, ("Set5", 3): 30.936, ("Set5", 4): 28.472,
-                     ("B100", 2): 30.986, ("B100", 3): 27.658, ("B100", 4): 26.707}
-PROTOCOL_GAP = {("Set5", 2): 0.04, ("Set5", 3): 0.53, ("Set5", 4): 0.04,
-                ("B100", 2): 1.43, ("B100", 3): 0.46, ("B100", 4): 0.75}
+BAM_PAPER_BICUBIC = {
+    ("Set5", 2): 33.715,
+    ("Set5", 3): 30.936,
+    ("Set5", 4): 28.472,
+    ("B100", 2): 30.986,
+    ("B100", 3): 27.658,
+    ("B100", 4): 26.707,
+}
+PROTOCOL_GAP = {
+    ("Set5", 2): 0.04,
+    ("Set5", 3): 0.53,
+    ("Set5", 4): 0.04,
+    ("B100", 2): 1.43,
+    ("B100", 3): 0.46,
+    ("B100", 4): 0.75,
+}
 
 
 @pytest.mark.parametrize("set_name,scale", list(PROTOCOL_GAP))
@@ -69,12 +83,23 @@ def test_eval_compare_protocols_writes_both_and_the_gap(tmp_path) -> None:
 
     from omegaconf import OmegaConf
 
-    from helpers import compose_train
     from lit_sisr.evaluate_cli import evaluate
 
+    from helpers import compose_train
+
     need(BENCHMARK / "Set5", "benchmark Set5")
-    cfg = compose_train(tmp_path, ["model=bicubic", "attention=none", "scale=3", "sets=[Set5]",
-                                   f"benchmark_dir={BENCHMARK}", "compare_protocols=true"], "eval")
+    cfg = compose_train(
+        tmp_path,
+        [
+            "model=bicubic",
+            "attention=none",
+            "scale=3",
+            "sets=[Set5]",
+            f"benchmark_dir={BENCHMARK}",
+            "compare_protocols=true",
+        ],
+        "eval",
+    )
     evaluate(cfg)
     out = tmp_path / "run"
     for protocol, bicubic in (("standard", 30.403), ("bam_paper", 30.936)):
@@ -88,9 +113,10 @@ def test_eval_compare_protocols_writes_both_and_the_gap(tmp_path) -> None:
 
 def test_training_runs_validate_and_test_under_their_protocol(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("LIT_SISR_CACHE", str(tmp_path / "cache"))
-    from helpers import SHRINK, compose_train
     from lit_sisr.scoring import score_images
     from lit_sisr.training import build
+
+    from helpers import SHRINK, compose_train
 
     scored = {}
     for protocol in ("standard", "bam_paper"):

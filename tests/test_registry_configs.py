@@ -1,5 +1,6 @@
 """The config groups ``model/`` and ``attention/`` match the registries, name by name and option
 by option, and a network outside the package is built by ``class_path``."""
+
 from __future__ import annotations
 
 import inspect
@@ -11,6 +12,7 @@ from torch import nn
 
 from lit_sisr.attention import ATTENTION, ORIGINAL, attention_names, attention_options
 from lit_sisr.backbones import BACKBONES, build_backbone
+
 from refdata import REPO
 
 CONF = REPO / "conf"

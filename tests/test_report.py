@@ -1,5 +1,6 @@
 """lit_sisr.report: tables, statistics and figures rebuilt from small synthetic run folders,
 checked against hand-computed numbers."""
+
 from __future__ import annotations
 
 import csv
@@ -13,10 +14,9 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from lit_sisr.report import cli
+from lit_sisr.report import Settings, build_report, cli
 from lit_sisr.report.runs import discover
 from lit_sisr.report.stats import bootstrap_ci, difference_matrix, mean_std, paired_comparison, verdict
-from lit_sisr.report import Settings, build_report
 
 N_BOOT = 2000
 
@@ -31,19 +31,38 @@ IMAGES = ["img1", "img2", "img3"]
 
 
 def write_run(
-    root: Path, name: str, model: str, attention: str, scale: int, seed: int | None,
-    results: dict[str, list[tuple[float, float]]] | None, *, protocol: str = "standard",
-    data: str = "div2k", epochs: int = 1000, options: dict | None = None,
+    root: Path,
+    name: str,
+    model: str,
+    attention: str,
+    scale: int,
+    seed: int | None,
+    results: dict[str, list[tuple[float, float]]] | None,
+    *,
+    protocol: str = "standard",
+    data: str = "div2k",
+    epochs: int = 1000,
+    options: dict | None = None,
 ) -> Path:
     """A run folder as train.py leaves it: config.yaml (+ test_results.csv unless failed)."""
     folder = root / name
     folder.mkdir(parents=True)
     attention_node = {"_target_": "lit_sisr.attention.AttentionFactory", "name": attention, "reduction": None}
     config = {
-        "task_name": "train", "scale": scale, "seed": seed, "protocol": protocol,
-        "model": {"_target_": "lit_sisr.backbones.build_backbone", "name": model, "scale": scale,
-                  "attention": attention_node, **(options or {})},
-        "attention": attention_node, "data": {"name": data}, "trainer": {"max_epochs": epochs},
+        "task_name": "train",
+        "scale": scale,
+        "seed": seed,
+        "protocol": protocol,
+        "model": {
+            "_target_": "lit_sisr.backbones.build_backbone",
+            "name": model,
+            "scale": scale,
+            "attention": attention_node,
+            **(options or {}),
+        },
+        "attention": attention_node,
+        "data": {"name": data},
+        "trainer": {"max_epochs": epochs},
     }
     OmegaConf.save(OmegaConf.create(config), folder / "config.yaml")
     if results is not None:
@@ -59,16 +78,29 @@ def write_run(
 def runs_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     for seed in (1, 2):
-        write_run(root, f"imdn-original-x2-seed{seed}", "imdn", "original", 2, seed, {
-            "Set5": list(zip(ORIG[seed], [0.90, 0.91, 0.92])), "Set14": [(p, 0.8) for p in ORIG14]})
-        write_run(root, f"imdn-bam-x2-seed{seed}", "imdn", "bam", 2, seed, {
-            "Set5": list(zip(BAM[seed], [0.91, 0.91, 0.93])), "Set14": [(p, 0.8) for p in BAM14]})
+        write_run(
+            root,
+            f"imdn-original-x2-seed{seed}",
+            "imdn",
+            "original",
+            2,
+            seed,
+            {"Set5": list(zip(ORIG[seed], [0.90, 0.91, 0.92])), "Set14": [(p, 0.8) for p in ORIG14]},
+        )
+        write_run(
+            root,
+            f"imdn-bam-x2-seed{seed}",
+            "imdn",
+            "bam",
+            2,
+            seed,
+            {"Set5": list(zip(BAM[seed], [0.91, 0.91, 0.93])), "Set14": [(p, 0.8) for p in BAM14]},
+        )
     write_run(root, "imdn-acam-x2-seed1", "imdn", "acam", 2, 1, {"Set5": [(p, 0.9) for p in ACAM[1]]})
     write_run(root, "carn-original-x2-seed1", "carn", "original", 2, 1, None)  # crashed: no results
     write_run(root, "imdn-bam-x3-seed1", "imdn", "bam", 3, 1, {"Set5": [(34.0, 0.93)] * 3})
     # another protocol: must land in its own table, never in the standard one's numbers
-    write_run(root / "other", "imdn-bam-x2-seed3", "imdn", "bam", 2, 3,
-              {"Set5": [(10.0, 0.1)] * 3}, protocol="y-only")
+    write_run(root / "other", "imdn-bam-x2-seed3", "imdn", "bam", 2, 3, {"Set5": [(10.0, 0.1)] * 3}, protocol="y-only")
     return root
 
 
@@ -121,8 +153,10 @@ def test_interval_properties_and_verdicts() -> None:
     assert paired_comparison(worse, base, n_boot=300).verdict == "hurts"
     assert verdict(0.1, 0.3, n_images=1) == "too few images"
     # pairing: images and seeds both cells have; each image's PSNR averaged over those seeds
-    images, seeds, d = difference_matrix({"a": {1: 2.0, 2: 4.0, 3: 9.0}, "b": {1: 1.0, 2: 1.0}},
-                                         {"a": {1: 1.0, 2: 1.0}, "b": {1: 0.0, 2: 0.0}, "c": {1: 5.0}})
+    images, seeds, d = difference_matrix(
+        {"a": {1: 2.0, 2: 4.0, 3: 9.0}, "b": {1: 1.0, 2: 1.0}},
+        {"a": {1: 1.0, 2: 1.0}, "b": {1: 0.0, 2: 0.0}, "c": {1: 5.0}},
+    )
     assert images == ["a", "b"] and seeds == [1, 2] and d.tolist() == [[1.0, 3.0], [1.0, 1.0]]
 
 
@@ -202,8 +236,11 @@ def test_cli_writes_markdown_csv_latex_and_fig7(runs_root: Path, tmp_path: Path,
     assert rows["carn", "original"]["status"] == "failed" and rows["edsr", "bam"]["status"] == "not run"
     assert rows["edsr", "bam"]["Set5_psnr"] == "" and rows["edsr", "bam"]["Set5_paper_psnr"] == "38.19"
     with open(out / "comparisons.csv", newline="") as f:
-        comp = [r for r in csv.DictReader(f) if r["a"] == "bam" and r["set"] == "Set5"
-                and r["table"] == "table2_standard_div2k-1000-epochs_x2"]
+        comp = [
+            r
+            for r in csv.DictReader(f)
+            if r["a"] == "bam" and r["set"] == "Set5" and r["table"] == "table2_standard_div2k-1000-epochs_x2"
+        ]
     assert len(comp) == 1 and float(comp[0]["psnr_diff"]) == pytest.approx(0.4) and comp[0]["verdict"] == "helps"
 
     tex = (out / "tables" / "table2_standard_div2k-1000-epochs_x2.tex").read_text()
@@ -241,28 +278,47 @@ def test_crop_figure_from_tiny_checkpoints(tmp_path: Path) -> None:
     hr = torch.stack([yy, xx, (yy + xx) / 2]) * 200 + torch.rand(3, 40, 44, generator=g) * 40
     hr = hr.round().clamp(0, 255).to(torch.uint8)
     _save_png(hr, bench / "Set5" / "HR" / "baby.png")
-    _save_png(bicubic_downscale(hr[None].float(), 2)[0].to(torch.uint8), bench / "Set5" / "LR_bicubic" / "X2" / "babyx2.png")
+    _save_png(
+        bicubic_downscale(hr[None].float(), 2)[0].to(torch.uint8), bench / "Set5" / "LR_bicubic" / "X2" / "babyx2.png"
+    )
 
     runs = tmp_path / "runs"
     options = {"n_feats": 16, "n_blocks": 1}
     nets = {}
     for attention in ("original", "bam"):
-        folder = write_run(runs, f"imdn-{attention}-x2-seed1", "imdn", attention, 2, 1,
-                           {"Set5": [(30.0, 0.9)] * 3}, options=options)
+        folder = write_run(
+            runs, f"imdn-{attention}-x2-seed1", "imdn", attention, 2, 1, {"Set5": [(30.0, 0.9)] * 3}, options=options
+        )
         torch.manual_seed(1)
         net = nets[attention] = build_backbone("imdn", 2, attention, **options).eval()
         config = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"))
         (folder / "checkpoints").mkdir()
-        torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                    "hyper_parameters": {"config": config}}, folder / "checkpoints" / "best-epoch0001.ckpt")
+        torch.save(
+            {
+                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "hyper_parameters": {"config": config},
+            },
+            folder / "checkpoints" / "best-epoch0001.ckpt",
+        )
 
     # an `eval.py ckpt=...` run is the checkpoint's network, not the eval config's default model
     ckpt = runs / "imdn-bam-x2-seed1" / "checkpoints" / "best-epoch0001.ckpt"
     evaluated = tmp_path / "evals" / "imdn-original-x2"
     evaluated.mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"task_name": "eval", "scale": 2, "protocol": "standard", "ckpt": str(ckpt),
-                                     "weights": None, "model": {"name": "imdn", "n_feats": 64},
-                                     "attention": {"name": "original"}}), evaluated / "config.yaml")
+    OmegaConf.save(
+        OmegaConf.create(
+            {
+                "task_name": "eval",
+                "scale": 2,
+                "protocol": "standard",
+                "ckpt": str(ckpt),
+                "weights": None,
+                "model": {"name": "imdn", "n_feats": 64},
+                "attention": {"name": "original"},
+            }
+        ),
+        evaluated / "config.yaml",
+    )
     (evaluated / "test_results.csv").write_text("set,scale,image,psnr,ssim\nSet5,2,baby,31.0,0.9\n")
     (run,) = discover([tmp_path / "evals"]).runs
     assert (run.model, run.attention, run.seed, run.training) == ("imdn", "bam", 1, "div2k, 1000 epochs")
@@ -286,8 +342,25 @@ def test_crop_figure_from_tiny_checkpoints(tmp_path: Path) -> None:
             assert panels[label][2] == pytest.approx(float(psnr_y(sr, to_float(hr)[None][..., 10:30, 6:30], 0)[0]))
 
     out = tmp_path / "reports"
-    code = cli.main([str(runs), "--out", str(out), "--bootstrap", "100", "--no-complexity",
-                     "--crop", "Set5", "baby", "6", "10", "24", "20", "--benchmark-dir", str(bench)])
+    code = cli.main(
+        [
+            str(runs),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "100",
+            "--no-complexity",
+            "--crop",
+            "Set5",
+            "baby",
+            "6",
+            "10",
+            "24",
+            "20",
+            "--benchmark-dir",
+            str(bench),
+        ]
+    )
     assert code == 0
     (png,) = (out / "figures").glob("fig5_*.png")
     with Image.open(png) as im:
@@ -303,12 +376,19 @@ def test_self_ensemble_and_approximate_tiles_get_their_own_protocol(tmp_path: Pa
     ens = write_run(tmp_path, "ens", "imdn", "bam", 2, 1, {"Set5": [(30.1, 0.9)] * 3})
     tiles = write_run(tmp_path, "tiles", "imdn", "bam", 2, 1, {"Set5": [(29.9, 0.9)] * 3})
     exact = write_run(tmp_path, "exact", "imdn", "bam", 2, 1, {"Set5": [(30.0, 0.9)] * 3})
-    for folder, extra in ((ens, {"self_ensemble": True}), (tiles, {"tile": 64, "tile_exact": False}),
-                          (exact, {"tile": 64, "tile_exact": True})):
+    for folder, extra in (
+        (ens, {"self_ensemble": True}),
+        (tiles, {"tile": 64, "tile_exact": False}),
+        (exact, {"tile": 64, "tile_exact": True}),
+    ):
         cfg = OmegaConf.merge(OmegaConf.load(folder / "config.yaml"), extra)
         OmegaConf.save(cfg, folder / "config.yaml")
     assert [load_run(f).protocol for f in (plain, ens, tiles, exact)] == [
-        "standard", "standard + self-ensemble x8", "standard + approximate tiles", "standard"]
+        "standard",
+        "standard + self-ensemble x8",
+        "standard + approximate tiles",
+        "standard",
+    ]
 
 
 def test_headers_print_the_interval_level_asked_for(runs_root: Path) -> None:

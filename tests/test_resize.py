@@ -1,12 +1,14 @@
 """MATLAB-exact bicubic: the shared benchmark LR files are reproduced bit for bit."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from refdata import BENCHMARK, need
 from lit_sisr.data.io import read_image
 from lit_sisr.resize import _symmetric_index, bicubic_downscale, bicubic_upscale, imresize, modcrop
+
+from refdata import BENCHMARK, need
 
 
 def test_symmetric_padding_repeats_the_edge_sample() -> None:

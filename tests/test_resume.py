@@ -1,6 +1,7 @@
 """Exact resume: a run killed mid-epoch (SIGKILL, or SIGTERM with its checkpoint) and re-run ends
 bit-identical to an uninterrupted run, with EMA, an epoch LR schedule, 0 or 2 DataLoader workers or
 the training images on the device (data.placement=device, here the CPU)."""
+
 from __future__ import annotations
 
 import signal
@@ -55,14 +56,20 @@ def straight(tmp_path_factory) -> tuple[dict[str, Any], list[tuple[int, str]]]:
 # no workers; "device" cuts the batches on the training device (here the CPU) instead, so that
 # case also checks that both placements train the same bits.
 HOST = ["data.placement=host"]
-CASES = [(HOST + ["data.num_workers=0"], signal.SIGKILL, 5, 4), (HOST + ["data.num_workers=2"], signal.SIGKILL, 10, 8),
-         (HOST + ["data.num_workers=2"], signal.SIGTERM, 8, 9), (["data.placement=device"], signal.SIGKILL, 10, 8)]
+CASES = [
+    (HOST + ["data.num_workers=0"], signal.SIGKILL, 5, 4),
+    (HOST + ["data.num_workers=2"], signal.SIGKILL, 10, 8),
+    (HOST + ["data.num_workers=2"], signal.SIGTERM, 8, 9),
+    (["data.placement=device"], signal.SIGKILL, 10, 8),
+]
 
 
-@pytest.mark.parametrize(("data", "signum", "at", "saved"), CASES,
-                         ids=["w0-kill-epoch0", "w2-kill-epoch1", "w2-term", "device-kill-epoch1"])
-def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cache: Path, straight, data: list[str],
-                                                             signum: signal.Signals, at: int, saved: int) -> None:
+@pytest.mark.parametrize(
+    ("data", "signum", "at", "saved"), CASES, ids=["w0-kill-epoch0", "w2-kill-epoch1", "w2-term", "device-kill-epoch1"]
+)
+def test_killed_and_resumed_run_equals_the_uninterrupted_one(
+    tmp_path: Path, cache: Path, straight, data: list[str], signum: signal.Signals, at: int, saved: int
+) -> None:
     from lit_sisr.training import train
 
     final, batches = straight
@@ -92,8 +99,9 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, cac
     assert steps(resumed) == batches[saved:]
     state = training_state(last)
     assert state.keys() == final.keys()
-    different = [k for k in final if not (torch.equal(state[k], final[k]) if torch.is_tensor(final[k])
-                                          else state[k] == final[k])]
+    different = [
+        k for k in final if not (torch.equal(state[k], final[k]) if torch.is_tensor(final[k]) else state[k] == final[k])
+    ]
     assert not different, different
 
 
@@ -113,7 +121,8 @@ def interrupt(args: list[str], record: Path, at: int, signum: signal.Signals, cw
 # run, SIGTERM (saved after step 8) or SIGKILL (the periodic checkpoint at step 8) mid-epoch 1.
 @pytest.mark.parametrize(("signum", "saved"), [(signal.SIGTERM, 9), (signal.SIGKILL, 8)], ids=["term", "kill"])
 def test_a_run_interrupted_twice_trains_every_step_once_and_equals_the_uninterrupted_one(
-        tmp_path: Path, cache: Path, straight, signum: signal.Signals, saved: int) -> None:
+    tmp_path: Path, cache: Path, straight, signum: signal.Signals, saved: int
+) -> None:
     from lit_sisr.training import train
 
     final, batches = straight
@@ -126,18 +135,20 @@ def test_a_run_interrupted_twice_trains_every_step_once_and_equals_the_uninterru
     text = interrupt(args, second, 10 if signum == signal.SIGKILL else 8, signum, tmp_path, cache)
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == saved
     ran = steps(second)
-    assert ran[:saved - 6] == batches[6:saved], ran  # the resume continued at step 6 with the exact batch
+    assert ran[: saved - 6] == batches[6:saved], ran  # the resume continued at step 6 with the exact batch
     train(compose_train(tmp_path, args + [probe(third)]))
     assert steps(third) == batches[saved:]  # steps saved..11, none more
     state = training_state(last)
-    different = [k for k in final if not (torch.equal(state[k], final[k]) if torch.is_tensor(final[k])
-                                          else state[k] == final[k])]
+    different = [
+        k for k in final if not (torch.equal(state[k], final[k]) if torch.is_tensor(final[k]) else state[k] == final[k])
+    ]
     assert state.keys() == final.keys() and not different, different
 
 
 @pytest.mark.parametrize("lag", [0, 1])
-def test_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(tmp_path: Path, cache: Path,
-                                                                              monkeypatch, lag: int) -> None:
+def test_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(
+    tmp_path: Path, cache: Path, monkeypatch, lag: int
+) -> None:
     from lit_sisr.callbacks import NonFiniteLossError
     from lit_sisr.module import LitSR
     from lit_sisr.training import DONE_FILE, train
@@ -151,8 +162,9 @@ def test_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(tm
     monkeypatch.setattr(LitSR, "training_step", nan_at_step_5)
     # lag 1 (the GPU default) reads step 5's check at step 6, after step 5's update: the update at
     # the end of step 6 never happens and nothing after step 4 is saved either way.
-    cfg = compose_train(tmp_path, RESUME + ["callbacks.step_checkpoint.every_n_train_steps=2",
-                                            f"callbacks.finite_loss.lag_steps={lag}"])
+    cfg = compose_train(
+        tmp_path, RESUME + ["callbacks.step_checkpoint.every_n_train_steps=2", f"callbacks.finite_loss.lag_steps={lag}"]
+    )
     with pytest.raises(NonFiniteLossError) as stop:
         train(cfg)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -172,8 +184,14 @@ def test_checkpoints_with_non_finite_weights_are_refused() -> None:
 
     guard, trainer = FiniteLossGuard(), SimpleNamespace(checkpoint_callbacks=[], global_step=3)
     guard.on_save_checkpoint(trainer, None, {"global_step": 3, "state_dict": {"w": torch.ones(2)}})
-    bad = {"global_step": 4, "state_dict": {"w": torch.ones(2)}, "current_model_state": {"w": torch.tensor([1.0, float("inf")])}}
-    with pytest.raises(NonFiniteLossError, match=r"refusing to save a checkpoint at step 4: current_model_state.w has NaN/inf"):
+    bad = {
+        "global_step": 4,
+        "state_dict": {"w": torch.ones(2)},
+        "current_model_state": {"w": torch.tensor([1.0, float("inf")])},
+    }
+    with pytest.raises(
+        NonFiniteLossError, match=r"refusing to save a checkpoint at step 4: current_model_state.w has NaN/inf"
+    ):
         guard.on_save_checkpoint(trainer, None, bad)
 
 
@@ -183,12 +201,19 @@ def test_a_late_read_check_is_still_read_when_training_ends() -> None:
     from lit_sisr.callbacks import FiniteLossGuard, NonFiniteLossError
 
     guard = FiniteLossGuard(lag_steps=1)
-    trainer = SimpleNamespace(world_size=1, global_step=0, current_epoch=0, checkpoint_callbacks=[],
-                              fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_idx=0)))
+    trainer = SimpleNamespace(
+        world_size=1,
+        global_step=0,
+        current_epoch=0,
+        checkpoint_callbacks=[],
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_idx=0)),
+    )
     guard.on_before_backward(trainer, None, torch.tensor(1.0))
     trainer.global_step = trainer.fit_loop.epoch_loop.batch_idx = 1
     guard.on_before_backward(trainer, None, torch.tensor(float("inf")))  # step 2: not read yet
-    with pytest.raises(NonFiniteLossError, match=r"loss is inf at step 2 \(epoch 0, batch 2\): seen when training ended"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"loss is inf at step 2 \(epoch 0, batch 2\): seen when training ended"
+    ):
         guard.on_train_end(trainer, None)
     with pytest.raises(ValueError, match="lag_steps=-1"):
         FiniteLossGuard(lag_steps=-1)
@@ -239,8 +264,9 @@ def test_the_running_loss_mean_is_in_the_state_dict_and_old_checkpoints_without_
     assert float(older.train_loss.weight) == 0 and torch.equal(older.net.weight, module.net.weight)
 
 
-def test_a_failed_relaunch_keeps_the_earlier_record_and_a_new_config_keeps_the_old_one(tmp_path: Path,
-                                                                                       cache: Path) -> None:
+def test_a_failed_relaunch_keeps_the_earlier_record_and_a_new_config_keeps_the_old_one(
+    tmp_path: Path, cache: Path
+) -> None:
     from lit_sisr.data.io import ImageError
     from lit_sisr.training import train
 

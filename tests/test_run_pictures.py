@@ -1,5 +1,6 @@
 """``curves.png`` and ``samples.png`` beside a run's results: what they were drawn from, and that
 a resumed run still draws its whole history."""
+
 from __future__ import annotations
 
 import csv
@@ -8,9 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import SHRINK, compose_train
 from lit_sisr.run_pictures import RunPictures
 from lit_sisr.training import build, train
+
+from helpers import SHRINK, compose_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,7 +34,8 @@ def test_a_run_draws_its_curves_and_samples(tmp_path: Path, cache: Path, capsys)
     steps_per_epoch = len(logged) // 2
     state, step = _callback_state(out / "checkpoints" / "last.ckpt")
     assert [(s, round(v, 5)) for s, v in state["losses"]] == [
-        (int(r["step"]) + 1, round(float(r["train/loss_step"]), 5)) for r in logged if int(r["step"]) < step]
+        (int(r["step"]) + 1, round(float(r["train/loss_step"]), 5)) for r in logged if int(r["step"]) < step
+    ]
     assert [s for s, _ in state["val_psnr"]] == list(range(steps_per_epoch, step + 1, steps_per_epoch))
     assert 20 < state["val_bicubic"] < 45
 

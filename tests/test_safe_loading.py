@@ -1,5 +1,6 @@
 """Safe loading: weight files are read with ``weights_only=True``; a pickle that would run code is
 refused before any of it runs; no eval/exec of configuration anywhere."""
+
 from __future__ import annotations
 
 import ast
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from refdata import REPO
 from lit_sisr.backbones import build_backbone
 from lit_sisr.weights import WeightsError, load_network, load_official_weights, read_state
+
+from refdata import REPO
 
 
 class CallsSystem:
@@ -52,9 +54,13 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path: Path
     with system_legacy.open("wb") as f:
         pickle.dump({"params": CallsSystem(marker)}, f, protocol=4)
 
-    cases = [(zipped, read_state, "open"), (zipped, lambda p: load_network(p, "checkpoint"), "open"),
-             (legacy, lambda p: load_official_weights(net, p), "open"), (system, read_state, "system"),
-             (system_legacy, lambda p: load_official_weights(net, p), "system")]
+    cases = [
+        (zipped, read_state, "open"),
+        (zipped, lambda p: load_network(p, "checkpoint"), "open"),
+        (legacy, lambda p: load_official_weights(net, p), "open"),
+        (system, read_state, "system"),
+        (system_legacy, lambda p: load_official_weights(net, p), "system"),
+    ]
     for path, load, callable_name in cases:
         with pytest.raises(WeightsError) as err:
             load(path)
@@ -67,10 +73,21 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path: Path
 def test_plain_checkpoints_still_load(tmp_path: Path) -> None:
     net = build_backbone("imdn", 2, "none", n_feats=8, n_blocks=1)
     path = tmp_path / "ok.ckpt"
-    model = {"_target_": "lit_sisr.backbones.build_backbone", "name": "imdn", "scale": 2, "n_feats": 8, "n_blocks": 1,
-             "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": "none"}}
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "hyper_parameters": {"config": {"model": model, "attention": {"name": "none"}, "scale": 2}}}, path)
+    model = {
+        "_target_": "lit_sisr.backbones.build_backbone",
+        "name": "imdn",
+        "scale": 2,
+        "n_feats": 8,
+        "n_blocks": 1,
+        "attention": {"_target_": "lit_sisr.attention.AttentionFactory", "name": "none"},
+    }
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "hyper_parameters": {"config": {"model": model, "attention": {"name": "none"}, "scale": 2}},
+        },
+        path,
+    )
     loaded = load_network(path, "checkpoint")
     assert loaded.config["scale"] == 2 and loaded.scale == 2
     other = loaded.net.state_dict()
@@ -97,11 +114,16 @@ def test_no_eval_or_exec_and_every_load_is_weights_only() -> None:
             if isinstance(call.func, ast.Name) and call.func.id in ("eval", "exec"):
                 problems.append(f"{where}: {call.func.id}()")
             flags = {k.arg: k.value for k in call.keywords}
-            if "weights_only" in flags and not (isinstance(flags["weights_only"], ast.Constant)
-                                                and flags["weights_only"].value is True):
+            if "weights_only" in flags and not (
+                isinstance(flags["weights_only"], ast.Constant) and flags["weights_only"].value is True
+            ):
                 problems.append(f"{where}: weights_only={ast.unparse(flags['weights_only'])}")
-            is_torch_load = (isinstance(call.func, ast.Attribute) and call.func.attr == "load"
-                             and isinstance(call.func.value, ast.Name) and call.func.value.id == "torch")
+            is_torch_load = (
+                isinstance(call.func, ast.Attribute)
+                and call.func.attr == "load"
+                and isinstance(call.func.value, ast.Name)
+                and call.func.value.id == "torch"
+            )
             if is_torch_load and "weights_only" not in flags:
                 problems.append(f"{where}: torch.load without weights_only=True")
     assert not problems, problems

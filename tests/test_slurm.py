@@ -1,6 +1,7 @@
 """The cluster path against a real SLURM (slurmctld + slurmd; `.ci/slurm.sh up` starts one, and
 .ci/run does for CI): job arrays, skipping finished jobs before submission, time limits,
 preemption and requeue, failed tasks, DDP inside one job. CPU, smoke size. docs/slurm.md."""
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers import TINY, read_offline_run
 from refdata import REPO
 
@@ -23,7 +25,9 @@ def _cluster_missing() -> str | None:
         return "no SLURM here (sbatch not found; `.ci/slurm.sh up` starts a one-node cluster)"
     try:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20, check=False).stdout
-        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20, check=False).stdout
+        nodes = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"SLURM not reachable ({exc})"
     if "is UP" not in ping:
@@ -38,10 +42,24 @@ pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_MISSING is not None, reason
 
 SWEEP = ["experiment=control_grid", "debug=smoke", "scale=2", "hydra/launcher=slurm"]
 # RESUME of helpers.py (12 steps, EMA, a schedule, mid-epoch checkpoints), as a one-job SLURM sweep
-EXACT = [*TINY, "trainer.accelerator=cpu", "~callbacks.progress_bar", "+trainer.enable_progress_bar=false",
-         "data.patch_size=16", "attention=none", "callbacks=ema", "data.repeat=2", "data.batch_size=2",
-         "trainer.max_epochs=2", "callbacks.step_checkpoint.every_n_train_steps=4", "scheduler.step_size=1",
-         "trainer.deterministic=true", "test=false", "logger=none", "model=imdn"]
+EXACT = [
+    *TINY,
+    "trainer.accelerator=cpu",
+    "~callbacks.progress_bar",
+    "+trainer.enable_progress_bar=false",
+    "data.patch_size=16",
+    "attention=none",
+    "callbacks=ema",
+    "data.repeat=2",
+    "data.batch_size=2",
+    "trainer.max_epochs=2",
+    "callbacks.step_checkpoint.every_n_train_steps=4",
+    "scheduler.step_size=1",
+    "trainer.deterministic=true",
+    "test=false",
+    "logger=none",
+    "model=imdn",
+]
 RUN = "imdn-none-x2-seed123-demo"
 ONE_JOB = ["-m", "hydra/launcher=slurm"]  # a sweep of one job: the demo experiment
 STEPS = 12
@@ -49,16 +67,31 @@ STEPS = 12
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     path = os.pathsep.join([str(REPO / "tests"), str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
-    wandb_dirs = {v: str(tmp_path / "wandb_home") for v in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR",
-                                                           "WANDB_DATA_DIR")}
-    return {**os.environ, "HYDRA_FULL_ERROR": "1", "WANDB_MODE": "disabled", "WANDB_SILENT": "true",
-            "PYTHONPATH": path, **wandb_dirs, **extra}
+    wandb_dirs = {
+        v: str(tmp_path / "wandb_home") for v in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
+    }
+    return {
+        **os.environ,
+        "HYDRA_FULL_ERROR": "1",
+        "WANDB_MODE": "disabled",
+        "WANDB_SILENT": "true",
+        "PYTHONPATH": path,
+        **wandb_dirs,
+        **extra,
+    }
 
 
 def train(*args: str, cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     """train.py in the foreground: it submits the array and waits for it (SLURM runs the jobs)."""
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=400, check=False)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
     (cwd / "launch.log").write_text(done.stdout + done.stderr)
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -67,8 +100,13 @@ def train(*args: str, cwd: Path, env: dict, check: bool = True) -> subprocess.Co
 
 def start(*args: str, cwd: Path, env: dict) -> tuple[subprocess.Popen, Path]:
     log = cwd / "launch.log"
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     return proc, log
 
 
@@ -120,8 +158,10 @@ def steps(record: Path) -> list[int]:
 
 
 def probe(record: Path, pause_at: tuple[int, ...] = (), sleep_s: float = 0.0, sleep_from: int = 0) -> str:
-    return (f"+callbacks.probe={{_target_:fault_injection.StepProbe,record:'{record}',pause_at:{list(pause_at)},"
-            f"sleep_s:{sleep_s},sleep_from:{sleep_from}}}")
+    return (
+        f"+callbacks.probe={{_target_:fault_injection.StepProbe,record:'{record}',pause_at:{list(pause_at)},"
+        f"sleep_s:{sleep_s},sleep_from:{sleep_from}}}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +223,8 @@ def test_control_grid_is_one_job_array_and_a_relaunch_submits_nothing(tmp_path: 
 
 
 def test_time_limit_requeues_into_the_same_folder_and_wandb_run_and_finishes_exactly(
-        tmp_path: Path, cache: Path, reference: dict) -> None:
+    tmp_path: Path, cache: Path, reference: dict
+) -> None:
     from lit_sisr import run_id
 
     # --time=1 --signal=USR2@5: SLURM warns 25-55 s after the start (its time-limit check runs every
@@ -191,9 +232,17 @@ def test_time_limit_requeues_into_the_same_folder_and_wandb_run_and_finishes_exa
     # (a loaded machine) costs more segments, up to max_num_timeout.
     record = tmp_path / "steps.txt"
     env = _env(tmp_path, WANDB_MODE="offline")
-    done = train(*ONE_JOB, *[a for a in EXACT if a != "logger=none"], "logger=wandb",
-                 "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=5", "hydra.launcher.max_num_timeout=5",
-                 probe(record, sleep_s=4.0), cwd=tmp_path, env=env)
+    done = train(
+        *ONE_JOB,
+        *[a for a in EXACT if a != "logger=none"],
+        "logger=wandb",
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=5",
+        "hydra.launcher.max_num_timeout=5",
+        probe(record, sleep_s=4.0),
+        cwd=tmp_path,
+        env=env,
+    )
     (task,) = jobs(array_id(done.stdout + done.stderr))
     assert task["JobState"] == "COMPLETED" and int(task["Restarts"]) >= 1, task
     sweep = tmp_path / "logs" / "train" / "multirun"
@@ -217,7 +266,8 @@ def test_time_limit_requeues_into_the_same_folder_and_wandb_run_and_finishes_exa
 
 
 def test_preemption_usr2_resumes_exactly_and_scontrol_requeue_restarts_from_the_sigterm_checkpoint(
-        tmp_path: Path, cache: Path, reference: dict) -> None:
+    tmp_path: Path, cache: Path, reference: dict
+) -> None:
     record = tmp_path / "steps.txt"
     env = _env(tmp_path)
     # pause before step 3 (USR2, submitit's preemption signal) and before step 8 (a bare scontrol
@@ -255,8 +305,9 @@ def test_a_failing_task_fails_in_slurm_and_wandb_and_the_launch_names_it(tmp_pat
     _ensure_demo(cache)
     env = _env(tmp_path, WANDB_MODE="offline")
     fail = "+callbacks.fail={_target_:fault_injection.FailAtStep,model:pan,step:1}"
-    done = train(*SWEEP, "model=imdn,pan", "attention=none", *TINY, "logger=wandb", fail, cwd=tmp_path, env=env,
-                 check=False)
+    done = train(
+        *SWEEP, "model=imdn,pan", "attention=none", *TINY, "logger=wandb", fail, cwd=tmp_path, env=env, check=False
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0, output[-3000:]
     array = array_id(output)
@@ -266,21 +317,33 @@ def test_a_failing_task_fails_in_slurm_and_wandb_and_the_launch_names_it(tmp_pat
     assert (sweep / "imdn-none-x2-seed123-demo" / "done.json").is_file()
     assert not (sweep / "pan-none-x2-seed123-demo" / "done.json").exists()
     # the summary at the end names the failed job, its error and its log files
-    summary = output[output.index("1 of 2 jobs of the sweep failed"):]
+    summary = output[output.index("1 of 2 jobs of the sweep failed") :]
     out_log = sweep / ".submitit" / f"{array}_1" / f"{array}_1_0_log.out"
     assert f"job {array}_1 failed: RuntimeError: injected failure at step 1 (pan)" in summary, summary
-    assert str(out_log) in summary and out_log.is_file() and "injected failure" in out_log.with_suffix(".err").read_text()
-    (failed,) = (sweep / "pan-none-x2-seed123-demo" / "wandb").glob(f"offline-run-*-{run_id('control_grid', 'pan-none-x2-seed123-demo')}")
+    assert (
+        str(out_log) in summary and out_log.is_file() and "injected failure" in out_log.with_suffix(".err").read_text()
+    )
+    (failed,) = (sweep / "pan-none-x2-seed123-demo" / "wandb").glob(
+        f"offline-run-*-{run_id('control_grid', 'pan-none-x2-seed123-demo')}"
+    )
     assert read_offline_run(failed)["exit_code"] == 1
 
 
-def test_ddp_inside_one_slurm_job_uses_slurm_tasks_and_scores_each_test_image_once(
-        tmp_path: Path, cache: Path) -> None:
+def test_ddp_inside_one_slurm_job_uses_slurm_tasks_and_scores_each_test_image_once(tmp_path: Path, cache: Path) -> None:
     import csv
 
     env = _env(tmp_path)
-    done = train(*SWEEP, "model=imdn", "attention=none", *TINY, "trainer=ddp", "trainer.devices=2",
-                 "trainer.accelerator=cpu", cwd=tmp_path, env=env)
+    done = train(
+        *SWEEP,
+        "model=imdn",
+        "attention=none",
+        *TINY,
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        cwd=tmp_path,
+        env=env,
+    )
     (task,) = jobs(array_id(done.stdout + done.stderr))
     assert (task["NumTasks"], task["JobState"]) == ("2", "COMPLETED"), task
     sweep = tmp_path / "logs" / "control_grid" / "multirun"

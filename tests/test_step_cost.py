@@ -7,6 +7,7 @@ sync; the device check (benchmarks/device_check.sh) verifies the same with
 ``TorchFunctionMode``. Two kinds are host values on every device and are not counted: the
 optimizer's step counters (CPU tensors unless ``capturable``) and the finite-loss flag, which on a
 GPU is a pinned host copy read one step late (``callbacks.FiniteLossGuard``, ``lag_steps=1``)."""
+
 from __future__ import annotations
 
 import collections
@@ -61,11 +62,20 @@ class Mark(pl.Callback):
 def test_steps_read_nothing_back_except_when_logging_or_redrawing(tmp_path: Path) -> None:
     from lit_sisr.training import build
 
-    cfg = compose_train(tmp_path, TINY + [
-        "trainer.accelerator=cpu", "+trainer.max_steps=20", "trainer.max_epochs=-1", "+trainer.limit_val_batches=0",
-        "test=false", "trainer.log_every_n_steps=10", "callbacks.progress_bar.refresh_rate=4",
-        "callbacks.finite_loss.lag_steps=1",  # the GPU default
-    ])
+    cfg = compose_train(
+        tmp_path,
+        TINY
+        + [
+            "trainer.accelerator=cpu",
+            "+trainer.max_steps=20",
+            "trainer.max_epochs=-1",
+            "+trainer.limit_val_batches=0",
+            "test=false",
+            "trainer.log_every_n_steps=10",
+            "callbacks.progress_bar.refresh_rate=4",
+            "callbacks.finite_loss.lag_steps=1",  # the GPU default
+        ],
+    )
     _, model, trainer = build(cfg)
     mode = HostReads()
     trainer.callbacks.append(Mark(mode))

@@ -1,4 +1,5 @@
 """Experiments as sweeps, re-launching, W&B offline and DDP: the real CLI, shrunk."""
+
 from __future__ import annotations
 
 import csv
@@ -10,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from lit_sisr.data.demo import SPLITS
+
 from helpers import SHRINK, TINY, compose_train, read_offline_run
 from refdata import REPO
-from lit_sisr.data.demo import SPLITS
+
 
 def cli(*args: str, cwd: Path, script: str = "train.py") -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1", "WANDB_MODE": "disabled"}
-    done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     if done.returncode != 0:
         (cwd / "cli_failure.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
@@ -71,7 +75,11 @@ def test_wandb_offline_run_logs_and_is_finished(tmp_path: Path, cache: Path, mon
     runs = list((tmp_path / "run" / "wandb").glob(f"offline-run-*-{wid}"))
     assert len(runs) == 1
     run = read_offline_run(runs[0])
-    assert (run["run"].run_group, run["run"].job_type, list(run["run"].tags)) == ("train", "imdn-bam-x2", ["imdn", "bam", "x2"])
+    assert (run["run"].run_group, run["run"].job_type, list(run["run"].tags)) == (
+        "train",
+        "imdn-bam-x2",
+        ["imdn", "bam", "x2"],
+    )
     assert run["run"].display_name == "imdn-bam-x2-seed123-demo" and run["exit_code"] == 0
     summary = run["summary"]
     assert summary["test/demo_test/psnr"] == pytest.approx(metrics["test/demo_test/psnr"], abs=1e-6)
@@ -105,15 +113,19 @@ def test_ddp_on_two_cpu_processes_counts_each_test_image_once(tmp_path: Path, ca
     from lit_sisr.training import build
 
     # demo_test has 6 images, `three` 3: split over 2 ranks, a padding sampler would score one twice
-    test_sets = (f"+data.test=[{{name:demo_test,hr_dir:'{cache}/demo/test'}},"
-                 f"{{name:three,hr_dir:'{cache}/demo/train',split:[0,3]}}]")
+    test_sets = (
+        f"+data.test=[{{name:demo_test,hr_dir:'{cache}/demo/test'}},"
+        f"{{name:three,hr_dir:'{cache}/demo/train',split:[0,3]}}]"
+    )
     val = ["data.val.name=two", f"data.val.hr_dir={cache}/demo/train", "+data.val.split=[3,5]"]  # 1 image per rank
     args = [*SHRINK, "trainer.max_epochs=1", "~data.test", test_sets, *val]  # a list of sets instead of conf/testsets
     cli("trainer=ddp", "trainer.devices=2", *args, cwd=tmp_path)
     out = tmp_path / "logs" / "train" / "runs" / "imdn-bam-x2-seed123-demo"
     rows = list(csv.DictReader((out / "test_results.csv").open()))
     assert [(r["set"], r["image"]) for r in rows] == [
-        *[("demo_test", name) for name in sorted(SPLITS["test"])], *[("three", name) for name in sorted(SPLITS["train"])[:3]]]
+        *[("demo_test", name) for name in sorted(SPLITS["test"])],
+        *[("three", name) for name in sorted(SPLITS["train"])[:3]],
+    ]
     ddp_metrics = json.loads((out / "done.json").read_text())["metrics"]
     (best,) = (out / "checkpoints").glob("best-*.ckpt")
 
@@ -138,12 +150,30 @@ def test_a_nan_on_one_ddp_rank_stops_both_ranks_at_the_same_step(tmp_path: Path,
     # in the next gradient all-reduce (a hang).
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO / "tests")}
     env.pop("HYDRA_FULL_ERROR", None)
-    inject = ["+callbacks.nan_once._target_=fault_injection.NaNBatchOnRank", "+callbacks.nan_once.rank=1",
-              "+callbacks.nan_once.step=0"]
+    inject = [
+        "+callbacks.nan_once._target_=fault_injection.NaNBatchOnRank",
+        "+callbacks.nan_once.rank=1",
+        "+callbacks.nan_once.step=0",
+    ]
     val = ["data.val.name=two", f"data.val.hr_dir={cache}/demo/train", "+data.val.split=[3,5]"]  # 1 image per rank
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), "trainer=ddp", "trainer.devices=2", *SHRINK,
-                           "trainer.max_epochs=1", "test=false", *val, *inject], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "trainer=ddp",
+            "trainer.devices=2",
+            *SHRINK,
+            "trainer.max_epochs=1",
+            "test=false",
+            *val,
+            *inject,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0, output[-3000:]
     assert "training loss is nan at step 1 (epoch 0, batch 1)" in output, output[-3000:]
@@ -154,8 +184,19 @@ def test_a_nan_on_one_ddp_rank_stops_both_ranks_at_the_same_step(tmp_path: Path,
 def test_submitit_local_sweep_of_two_ddp_jobs(tmp_path: Path, cache: Path) -> None:
     # the SLURM path on one machine: one submitit job per configuration, one task per device; each
     # job is a 2-process DDP run (tasks_per_node = trainer.devices), in its config-named folder
-    done = cli("hydra/launcher=local", "experiment=control_grid", "debug=smoke", "model=pan,imdn", "attention=bam",
-               "scale=2", *TINY, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", cwd=tmp_path)
+    done = cli(
+        "hydra/launcher=local",
+        "experiment=control_grid",
+        "debug=smoke",
+        "model=pan,imdn",
+        "attention=bam",
+        "scale=2",
+        *TINY,
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        cwd=tmp_path,
+    )
     assert "Submitit 'local': 2 of 2 jobs to run" in done.stdout
     sweep = tmp_path / "logs" / "control_grid" / "multirun"
     for model in ("pan", "imdn"):
@@ -170,8 +211,17 @@ def test_submitit_local_sweep_of_two_ddp_jobs(tmp_path: Path, cache: Path) -> No
 def test_slurm_launcher_config_runs_one_task_per_gpu_and_requeues(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    cfg = compose_train(tmp_path, ["experiment=control_grid", "hydra/launcher=slurm", "trainer=ddp",
-                                   "trainer.devices=4", "trainer.num_nodes=2", "hydra.launcher.partition=gpu"])
+    cfg = compose_train(
+        tmp_path,
+        [
+            "experiment=control_grid",
+            "hydra/launcher=slurm",
+            "trainer=ddp",
+            "trainer.devices=4",
+            "trainer.num_nodes=2",
+            "hydra.launcher.partition=gpu",
+        ],
+    )
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["_target_"].endswith("SlurmLauncher")
     assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (4, 4, 2)

@@ -1,4 +1,5 @@
 """End to end: the real Hydra configs, shrunk, through training, testing, resume and eval."""
+
 from __future__ import annotations
 
 import csv
@@ -11,10 +12,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from helpers import RUN, SHRINK, compose_train
-from refdata import BENCHMARK, REPO, need
 from lit_sisr.data.demo import SPLITS
 from lit_sisr.training import ConfigError, check_launch, train
+
+from helpers import RUN, SHRINK, compose_train
+from refdata import BENCHMARK, REPO, need
+
 
 def test_train_test_and_resume(tmp_path: Path, cache: Path) -> None:
     cfg = compose_train(tmp_path, SHRINK)
@@ -64,8 +67,11 @@ def test_eval_of_a_checkpoint_and_of_official_weights(tmp_path: Path, cache: Pat
     assert (tmp_path / "e1" / "run" / "test_results.csv").is_file()
     saved = OmegaConf.load(tmp_path / "e1" / "run" / "config.yaml")  # the checkpoint's network, not eval's defaults
     assert saved.model.n_feats == 16 and saved.attention.name == "bam" and saved.task_name == "eval"
-    cfg = compose_train(tmp_path / "e2", ["model=bicubic", "attention=none", "scale=4", "sets=[Set5]",
-                                          f"benchmark_dir={BENCHMARK}"], "eval")
+    cfg = compose_train(
+        tmp_path / "e2",
+        ["model=bicubic", "attention=none", "scale=4", "sets=[Set5]", f"benchmark_dir={BENCHMARK}"],
+        "eval",
+    )
     rows = evaluate(cfg)
     assert sum(r["psnr"] for r in rows) / 5 == pytest.approx(28.429, abs=0.005)
 
@@ -85,8 +91,9 @@ def test_ddp_inside_a_local_sweep_is_refused(tmp_path: Path, monkeypatch) -> Non
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_cli_runs_and_prints_the_test_table(tmp_path: Path, cache: Path) -> None:
@@ -110,12 +117,15 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path: Path, ca
     train(cfg)
     source = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
     # lr 0: the fine-tuning run keeps exactly the weights it started from
-    cfg = compose_train(tmp_path / "b", SHRINK + ["trainer.max_epochs=1", "test=false", "optimizer.lr=0",
-                                                  f"init_from={source}"])
+    cfg = compose_train(
+        tmp_path / "b", SHRINK + ["trainer.max_epochs=1", "test=false", "optimizer.lr=0", f"init_from={source}"]
+    )
     train(cfg)
     # the network's weights (the rest of state_dict is the runs' own: the running training-loss mean)
-    before, after = ({k: v for k, v in torch.load(path, weights_only=True)["state_dict"].items() if k.startswith("net.")}
-                     for path in (source, tmp_path / "b" / "run" / "checkpoints" / "last.ckpt"))
+    before, after = (
+        {k: v for k, v in torch.load(path, weights_only=True)["state_dict"].items() if k.startswith("net.")}
+        for path in (source, tmp_path / "b" / "run" / "checkpoints" / "last.ckpt")
+    )
     assert before and before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 

@@ -6,6 +6,7 @@ and the file on PYTHONPATH. Training and testing (every backbone with attention 
 size, one multirun), ``eval.py`` on a checkpoint, the models table, the exact-tiling refusal
 (the module does not declare itself local) and ``report.py`` then work with no edit to lit-sisr.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,6 +24,7 @@ from omegaconf import OmegaConf
 
 from lit_sisr.backbones import BACKBONES, native_attention
 from lit_sisr.inference import NotTileableError, tiled_forward
+
 from refdata import BENCHMARK, REPO, need
 
 TOY = '''
@@ -71,15 +73,29 @@ def _env(folder: Path) -> dict[str, str]:
 
 
 def _run(script: str, *args: str, folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=folder, env=_env(folder),
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=folder,
+        env=_env(folder),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
 def sweep(user_folder: Path) -> Path:
     """``train.py -m attention=toy model=<every network> debug=smoke`` with tiny widths."""
-    done = _run("train.py", "-m", "attention=toy", f"model={','.join(MODELS)}", "debug=smoke", "+model.tiny=true",
-                f"hydra.searchpath=[file://{user_folder / 'my_conf'}]", folder=user_folder)
+    done = _run(
+        "train.py",
+        "-m",
+        "attention=toy",
+        f"model={','.join(MODELS)}",
+        "debug=smoke",
+        "+model.tiny=true",
+        f"hydra.searchpath=[file://{user_folder / 'my_conf'}]",
+        folder=user_folder,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return user_folder / "logs" / "train" / "multirun"
 
@@ -123,8 +139,9 @@ def test_tiling_refuses_the_undeclared_module_and_the_models_table_counts_it(swe
 
 
 def test_report_py_tables_the_users_runs(sweep: Path, user_folder: Path, tmp_path: Path) -> None:
-    done = _run("report.py", str(sweep), "--out", str(tmp_path), "--no-figures", "--bootstrap", "50",
-                folder=user_folder)
+    done = _run(
+        "report.py", str(sweep), "--out", str(tmp_path), "--no-figures", "--bootstrap", "50", folder=user_folder
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # One ablation table per network (Table 3 for IMDN), each with a measured toy row.
     tables = sorted((tmp_path / "tables").glob("*.csv"))

@@ -1,4 +1,5 @@
 """lit-sisr: single-image super-resolution with PyTorch Lightning and Hydra."""
+
 import os
 
 from omegaconf import OmegaConf
@@ -17,16 +18,12 @@ def _launch_dir() -> str:
     return os.getcwd()
 
 
-
-
 def run_id(*parts: object) -> str:
     """A stable 12-character id from the experiment and run names (the W&B run id: a re-launched or
     requeued job continues the same W&B run)."""
     import hashlib
 
     return hashlib.sha1("/".join(str(p) for p in parts).encode()).hexdigest()[:12]
-
-
 
 
 def eval_run_tag(self_ensemble: object, tile: object, tile_exact: object) -> str:
@@ -50,8 +47,10 @@ def gpus_per_node(accelerator: object, devices: object) -> int | None:
         return devices
     if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
         return len(devices)
-    raise ValueError(f"trainer.devices={devices} with hydra/launcher=slurm: expected a number of GPUs per node "
-                     "(or set hydra.launcher.gpus_per_node)")
+    raise ValueError(
+        f"trainer.devices={devices} with hydra/launcher=slurm: expected a number of GPUs per node "
+        "(or set hydra.launcher.gpus_per_node)"
+    )
 
 
 def register_resolvers() -> None:
@@ -59,6 +58,10 @@ def register_resolvers() -> None:
     ``run_id`` in conf/logger/wandb.yaml, ``eval_run_tag`` in conf/eval.yaml, ``gpus_per_node`` in
     conf/hydra/launcher). Called by the entry points (train.py, eval.py, predict.py, export) before
     Hydra composes, and by the submitit launchers' job side; idempotent."""
-    for name, fn in (("launch_dir", _launch_dir), ("run_id", run_id), ("eval_run_tag", eval_run_tag),
-                     ("gpus_per_node", gpus_per_node)):
+    for name, fn in (
+        ("launch_dir", _launch_dir),
+        ("run_id", run_id),
+        ("eval_run_tag", eval_run_tag),
+        ("gpus_per_node", gpus_per_node),
+    ):
         OmegaConf.register_new_resolver(f"lit_sisr.{name}", fn, replace=True)

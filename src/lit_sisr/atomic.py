@@ -7,6 +7,7 @@ never end in ``.ckpt``/``.csv``/``.json``, so no loader picks one up (Lightning'
 ``ckpt_path="last"`` looks for ``last*.ckpt`` only); one left by a killed writer is removed by the
 next write of the same target.
 """
+
 from __future__ import annotations
 
 import contextlib

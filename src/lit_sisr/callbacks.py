@@ -4,6 +4,7 @@ and a progress bar that reads the training loss only when it redraws.
 All are enabled in ``conf/callbacks/default.yaml``; docs/reliability.md describes the safety
 callbacks, docs/benchmarks.md (section 1) what runs per training step.
 """
+
 from __future__ import annotations
 
 import logging
@@ -156,8 +157,9 @@ class FiniteLossGuard(pl.Callback):
                 self._pending.clear()
                 self._stop(trainer, step, epoch, batch, loss, seen_at)
 
-    def _stop(self, trainer: pl.Trainer, step: int, epoch: int, batch: int, loss: torch.Tensor,
-              seen_at: int | None) -> None:
+    def _stop(
+        self, trainer: pl.Trainer, step: int, epoch: int, batch: int, loss: torch.Tensor, seen_at: int | None
+    ) -> None:
         value = loss.float().sum().item()
         value = value if not math.isfinite(value) else "non-finite on another rank"
         good = _last_good_checkpoint(trainer, self._resumed_from)
@@ -166,16 +168,19 @@ class FiniteLossGuard(pl.Callback):
             what = "training stopped before this step's update, nothing saved"
         else:
             when = f"at step {seen_at}" if seen_at is not None else "when training ended"
-            what = (f"seen {when} (lag_steps: the check is read late so as not to stall the device), so the "
-                    "weights in memory took that update; they are not saved")
+            what = (
+                f"seen {when} (lag_steps: the check is read late so as not to stall the device), so the "
+                "weights in memory took that update; they are not saved"
+            )
         raise NonFiniteLossError(
             f"training loss is {value} at step {step} (epoch {epoch}, batch {batch}): {what}. "
             f"Last good checkpoint: {where}. "
             "Lower the learning rate or check the data before resuming."
         )
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         for key in ("state_dict", "current_model_state"):  # current_model_state: EMAWeightAveraging's raw weights
             for name, value in (checkpoint.get(key) or {}).items():
                 if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
@@ -249,8 +254,9 @@ class SignalCheckpoint(Checkpoint):
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         # global_step is the same on every rank, so all ranks join the same collectives.
         if trainer.world_size > 1 and trainer.global_step % self.ddp_check_every_n_steps:
             return
@@ -270,8 +276,11 @@ class SignalCheckpoint(Checkpoint):
         signum = self._pending if self._pending is not None else signal.SIGTERM  # another rank's signal
         self._pending = None
         name = signal.Signals(signum).name
-        what = (f"checkpoint saved at step {trainer.global_step} (epoch {trainer.current_epoch}): {self.path}"
-                if saved else f"training had ended; last checkpoint: {_last_good_checkpoint(trainer, None)}")
+        what = (
+            f"checkpoint saved at step {trainer.global_step} (epoch {trainer.current_epoch}): {self.path}"
+            if saved
+            else f"training had ended; last checkpoint: {_last_good_checkpoint(trainer, None)}"
+        )
         if _under_submitit():
             if signum == signal.SIGTERM:
                 log.warning("%s under submitit: %s; continuing (submitit leaves SIGTERM to SLURM)", name, what)

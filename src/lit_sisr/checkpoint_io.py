@@ -1,4 +1,5 @@
 """Lightning checkpoint IO that saves atomically (see :mod:`lit_sisr.atomic`)."""
+
 from __future__ import annotations
 
 import os

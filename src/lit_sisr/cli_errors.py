@@ -7,6 +7,7 @@ a real bug keeps its traceback. ``HYDRA_FULL_ERROR=1`` or ``LIT_SISR_DEBUG=1`` s
 of every error. docs/errors.md lists every case and its message; the option checks themselves
 are the table in :mod:`lit_sisr.config_checks`.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,7 +64,9 @@ def user_error_message(exc: BaseException) -> str | None:
         if isinstance(err, UserError):
             return one_line(str(err))
     if isinstance(exc, (ConfigCompositionException, OverrideParseException)):
-        return one_line(str(exc).replace("\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.", ""))
+        return one_line(
+            str(exc).replace("\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.", "")
+        )
     if isinstance(exc, InstantiationException):
         text = str(exc)
         key = text.rsplit("full_key: ", 1)[1].strip() if "full_key: " in text else None
@@ -127,13 +130,16 @@ def run_cli(main: Callable[[], Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 # No half-made run folders
 
+
 def is_fresh_run_folder(output_dir: Path) -> bool:
     """True when ``output_dir`` holds only what Hydra wrote for this launch (``.hydra/`` and an empty
     job log): no earlier run used it. Call it first thing in the task function."""
     if not output_dir.is_dir():
         return True
-    return all(p.name == ".hydra" or (p.suffix == ".log" and p.is_file() and p.stat().st_size == 0)
-               for p in output_dir.iterdir())
+    return all(
+        p.name == ".hydra" or (p.suffix == ".log" and p.is_file() and p.stat().st_size == 0)
+        for p in output_dir.iterdir()
+    )
 
 
 def holds_results(output_dir: Path) -> bool:

@@ -11,6 +11,7 @@ conf/), which runs after Hydra composed the configuration and before it creates 
 writes ``.hydra/`` or starts a process; the tasks call :func:`check_config` again (a multirun job,
 a task called in-process), which changes nothing when the values are fine.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,6 +68,7 @@ class Check:
 
 # -- value tests -------------------------------------------------------------------------------
 
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -79,6 +81,7 @@ def int_at_least(low: int, *also: Any) -> Callable[[Any, Launch], str | None]:
         if (_is_int(value) and value >= low) or (value in also and not isinstance(value, bool)):
             return None
         return f"expected an integer >= {low}{extra}"
+
     return check
 
 
@@ -97,6 +100,7 @@ def optional(check: Callable[[Any, Launch], str | None]) -> Callable[[Any, Launc
     def maybe(value: Any, launch: Launch) -> str | None:
         expected = None if value is None else check(value, launch)
         return None if expected is None else f"{expected}, or null"
+
     return maybe
 
 
@@ -118,6 +122,7 @@ def folder_path(value: Any, launch: Launch) -> str | None:
 
 
 # -- model, attention, scale, protocol --------------------------------------------------------
+
 
 def known_model(value: Any, launch: Launch) -> str | None:
     """A registered network, or any name for a network given by ``model.class_path``."""
@@ -235,8 +240,11 @@ def _set_sizes(launch: Launch) -> Iterator[tuple[str, int]]:
 def devices_present(value: Any, launch: Launch) -> str | None:
     """A device count the machine has, and no more DDP processes than the smallest evaluation set has
     images (each process scores its own images; an empty one would wait forever in the metric sync)."""
-    ok = value in ("auto", -1) or (_is_int(value) and value >= 1) or (
-        isinstance(value, list) and value and all(_is_int(v) and v >= 0 for v in value))
+    ok = (
+        value in ("auto", -1)
+        or (_is_int(value) and value >= 1)
+        or (isinstance(value, list) and value and all(_is_int(v) and v >= 0 for v in value))
+    )
     if not ok:
         return "expected an integer >= 1, -1 (all), auto, or a list of device indices"
     accelerator = str(launch.get("trainer.accelerator", "auto"))
@@ -248,8 +256,10 @@ def devices_present(value: Any, launch: Launch) -> str | None:
     if processes and processes > 1:
         for name, images in _set_sizes(launch):
             if images < processes:
-                return (f" starts {processes} processes but evaluation set {name} has {images} image(s); "
-                        f"expected at most {images} (each process needs an image), or a larger set")
+                return (
+                    f" starts {processes} processes but evaluation set {name} has {images} image(s); "
+                    f"expected at most {images} (each process needs an image), or a larger set"
+                )
     return None
 
 
@@ -259,8 +269,10 @@ def sweepable_strategy(value: Any, launch: Launch) -> str | None:
     externally_launched = "SLURM_NTASKS" in os.environ or "LOCAL_RANK" in os.environ
     value = str(value)
     if launch.multirun and value.startswith("ddp") and value != "ddp_spawn" and not externally_launched:
-        return (" cannot run inside a local `-m` sweep: each DDP child process re-runs the whole sweep; "
-                "expected trainer.devices=1, trainer.strategy=ddp_spawn, or hydra/launcher=slurm / local (one task per device)")
+        return (
+            " cannot run inside a local `-m` sweep: each DDP child process re-runs the whole sweep; "
+            "expected trainer.devices=1, trainer.strategy=ddp_spawn, or hydra/launcher=slurm / local (one task per device)"
+        )
     return None
 
 
@@ -284,6 +296,7 @@ def torch_device(value: Any, launch: Launch) -> str | None:
 
 # -- eval and predict ---------------------------------------------------------------------------
 
+
 def set_names(value: Any, launch: Launch) -> str | None:
     if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
         return None
@@ -293,7 +306,9 @@ def set_names(value: Any, launch: Launch) -> str | None:
 
 def one_weight_source(value: Any, launch: Launch) -> str | None:
     if value and launch.get("weights"):
-        return " and weights= both given; expected either ckpt=<lit-sisr checkpoint> or weights=<authors' file>, not both"
+        return (
+            " and weights= both given; expected either ckpt=<lit-sisr checkpoint> or weights=<authors' file>, not both"
+        )
     return None
 
 
@@ -317,7 +332,9 @@ def required(what: str) -> Callable[[Any, Launch], str | None]:
 def existing_input(value: Any, launch: Launch) -> str | None:
     if not value:
         return "expected an image file or a folder of images (required)"
-    return None if Path(str(value)).exists() else ": no such file or folder; expected an image file or a folder of images"
+    return (
+        None if Path(str(value)).exists() else ": no such file or folder; expected an image file or a folder of images"
+    )
 
 
 def _model_from_options(launch: Launch) -> bool:
@@ -328,49 +345,123 @@ def _model_from_options(launch: Launch) -> bool:
 # -- the table ----------------------------------------------------------------------------------
 
 CHECKS: tuple[Check, ...] = (
-    Check("model.name", ("train", "eval"), "a registered network (conf/model/*.yaml)", "imdnn", known_model,
-          _model_from_options, label="model"),
-    Check("attention.name", ("train", "eval"), "a registered attention module, or original", "bma", known_attention,
-          _model_from_options, label="attention"),
-    Check("scale", ("train", "eval"), "an integer among the model's scales (2, 3, 4 for most)", "5", supported_scale,
-          _model_from_options),
+    Check(
+        "model.name",
+        ("train", "eval"),
+        "a registered network (conf/model/*.yaml)",
+        "imdnn",
+        known_model,
+        _model_from_options,
+        label="model",
+    ),
+    Check(
+        "attention.name",
+        ("train", "eval"),
+        "a registered attention module, or original",
+        "bma",
+        known_attention,
+        _model_from_options,
+        label="attention",
+    ),
+    Check(
+        "scale",
+        ("train", "eval"),
+        "an integer among the model's scales (2, 3, 4 for most)",
+        "5",
+        supported_scale,
+        _model_from_options,
+    ),
     Check("protocol", ("train", "eval"), "standard or bam_paper (src/lit_sisr/protocols.py)", "bam", known_protocol),
     Check("data.batch_size", ("train",), "an integer >= 1", "0", int_at_least(1)),
     Check("data.patch_size", ("train",), "an integer >= 1 (LR pixels)", "0", int_at_least(1)),
     Check("data.repeat", ("train",), "an integer >= 1", "0", int_at_least(1)),
     Check("data.num_workers", ("train",), "an integer >= 0", "-1", int_at_least(0)),
     Check("optimizer.lr", ("train",), "a number >= 0", "-1", non_negative_number),
-    Check("trainer.max_epochs", ("train",), "an integer >= 1, or -1 (until trainer.max_steps)", "0",
-          int_at_least(1, -1)),
+    Check(
+        "trainer.max_epochs", ("train",), "an integer >= 1, or -1 (until trainer.max_steps)", "0", int_at_least(1, -1)
+    ),
     Check("trainer.max_steps", ("train",), "an integer >= 1, or -1 (no limit)", "0", int_at_least(1, -1)),
     Check("trainer.num_nodes", ("train",), "an integer >= 1", "0", int_at_least(1)),
-    Check("trainer.accelerator", ("train",), "auto, cpu, gpu (cuda) or mps, present on this machine", "tpu",
-          accelerator_present),
-    Check("trainer.devices", ("train",),
-          "an integer >= 1, -1 or auto, at most the devices present and the images of the smallest "
-          "validation/test set (one per DDP process)", "0", devices_present),
-    Check("trainer.strategy", ("train",), "not a DDP strategy started by Lightning inside a local -m sweep", "ddp",
-          sweepable_strategy, lambda launch: launch.multirun),
-    Check("paths.log_dir", TASKS[:2], "a folder path (nothing on it, or above it, is a regular file)", "<file>/logs",
-          folder_path),
-    Check("device", ("eval", "predict"), "auto, cpu, cuda, cuda:<n> or mps, present on this machine", "cuda:99",
-          torch_device),
-    Check("sets", ("eval",), "a list of benchmark set names, e.g. sets=[Set5] or sets=[Set5,Set14]", "Set5",
-          set_names),
-    Check("ckpt", ("eval",), "either ckpt=<lit-sisr checkpoint> or weights=<authors' file>, not both", "a.ckpt",
-          one_weight_source, needs=("weights=b.pth",)),
-    Check("model.name", ("eval",), "ckpt= or weights= for a network with parameters (none for bicubic)", "imdn",
-          weights_needed, lambda launch: not launch.get("ckpt") and not launch.get("weights"), needs=("model=imdn",),
-          label="model"),
+    Check(
+        "trainer.accelerator",
+        ("train",),
+        "auto, cpu, gpu (cuda) or mps, present on this machine",
+        "tpu",
+        accelerator_present,
+    ),
+    Check(
+        "trainer.devices",
+        ("train",),
+        "an integer >= 1, -1 or auto, at most the devices present and the images of the smallest "
+        "validation/test set (one per DDP process)",
+        "0",
+        devices_present,
+    ),
+    Check(
+        "trainer.strategy",
+        ("train",),
+        "not a DDP strategy started by Lightning inside a local -m sweep",
+        "ddp",
+        sweepable_strategy,
+        lambda launch: launch.multirun,
+    ),
+    Check(
+        "paths.log_dir",
+        TASKS[:2],
+        "a folder path (nothing on it, or above it, is a regular file)",
+        "<file>/logs",
+        folder_path,
+    ),
+    Check(
+        "device",
+        ("eval", "predict"),
+        "auto, cpu, cuda, cuda:<n> or mps, present on this machine",
+        "cuda:99",
+        torch_device,
+    ),
+    Check("sets", ("eval",), "a list of benchmark set names, e.g. sets=[Set5] or sets=[Set5,Set14]", "Set5", set_names),
+    Check(
+        "ckpt",
+        ("eval",),
+        "either ckpt=<lit-sisr checkpoint> or weights=<authors' file>, not both",
+        "a.ckpt",
+        one_weight_source,
+        needs=("weights=b.pth",),
+    ),
+    Check(
+        "model.name",
+        ("eval",),
+        "ckpt= or weights= for a network with parameters (none for bicubic)",
+        "imdn",
+        weights_needed,
+        lambda launch: not launch.get("ckpt") and not launch.get("weights"),
+        needs=("model=imdn",),
+        label="model",
+    ),
     Check("self_ensemble", ("eval", "predict"), "true or false", "maybe", boolean),
-    Check("tile", ("eval", "predict"), "an integer >= 1 (LR pixels), or null (whole images)", "0",
-          optional(int_at_least(1))),
-    Check("tile_overlap", ("eval", "predict"), "an integer >= 0 (LR pixels), or null (the receptive radius)", "-1",
-          optional(int_at_least(0))),
+    Check(
+        "tile",
+        ("eval", "predict"),
+        "an integer >= 1 (LR pixels), or null (whole images)",
+        "0",
+        optional(int_at_least(1)),
+    ),
+    Check(
+        "tile_overlap",
+        ("eval", "predict"),
+        "an integer >= 0 (LR pixels), or null (the receptive radius)",
+        "-1",
+        optional(int_at_least(0)),
+    ),
     Check("tile_exact", ("eval", "predict"), "true or false", "maybe", boolean),
     Check("input", ("predict",), "an image file or a folder of images that exists", "nowhere.png", existing_input),
-    Check("output", ("predict",), "a folder path (nothing on it, or above it, is a regular file)", "<file>/out",
-          lambda value, launch: folder_path(value, launch) if value else "expected a folder for the results (required)"),
+    Check(
+        "output",
+        ("predict",),
+        "a folder path (nothing on it, or above it, is a regular file)",
+        "<file>/out",
+        lambda value, launch: folder_path(value, launch) if value else "expected a folder for the results (required)",
+    ),
 )
 
 RUN_OPTIONS = ("model.name", "attention.name", "scale", "protocol")

@@ -5,6 +5,7 @@ exception's chain as one line ``error: <message>`` with exit status 2; anything 
 keeps its traceback. The message of a user error names the file or option and what was expected
 (docs/errors.md lists every case).
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """The Hydra task behind ``eval.py``: score a checkpoint or an official weight file."""
+
 from __future__ import annotations
 
 import csv
@@ -11,10 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_sisr.atomic import atomic_write_text
 from lit_sisr.data.testsets import named_sets
+from lit_sisr.errors import ConfigError
 from lit_sisr.inference import INFERENCE_KEYS, inference_from_config
 from lit_sisr.outputs import format_table, summarize, write_config, write_results
 from lit_sisr.protocols import PROTOCOLS, get_protocol
-from lit_sisr.errors import ConfigError
 from lit_sisr.scoring import Stopwatch, evaluate_set
 from lit_sisr.weights import LoadedNetwork, load_network
 
@@ -30,7 +31,9 @@ def _network(cfg: DictConfig) -> LoadedNetwork:
         return load_network(cfg.weights, kind="authors", model=cfg.model, scale=int(cfg.scale))
     net = hydra.utils.instantiate(cfg.model)
     if any(p.numel() for p in net.parameters()):
-        raise ConfigError(f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint> or weights=<authors' file>")
+        raise ConfigError(
+            f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint> or weights=<authors' file>"
+        )
     return LoadedNetwork(net, int(cfg.scale), f"{cfg.model.name}-{cfg.attention.name}")
 
 
@@ -46,8 +49,14 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     net, scale, label = loaded.net, loaded.scale, loaded.label
     if loaded.config is not None:
         # config.yaml describes the network evaluated: the checkpoint's run, with this evaluation's settings.
-        eval_config = {**loaded.config, **{k: eval_config[k] for k in ("task_name", "ckpt", "protocol", "save_images",
-                                                                       *TESTSET_KEYS, *INFERENCE_KEYS) if k in eval_config}}
+        eval_config = {
+            **loaded.config,
+            **{
+                k: eval_config[k]
+                for k in ("task_name", "ckpt", "protocol", "save_images", *TESTSET_KEYS, *INFERENCE_KEYS)
+                if k in eval_config
+            },
+        }
     sets = named_sets(scale=scale, **{k: cfg[k] for k in TESTSET_KEYS})
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     try:
@@ -71,7 +80,11 @@ def evaluate(cfg: DictConfig) -> list[dict]:
         write_config(folder, {**eval_config, "protocol": protocol, "lr_source": lr_source})
         paths = write_results(folder, rows)
         print(format_table(summarize(rows), f"{label} x{scale}{how}") + f"\n(protocol {protocol})\n")
-        print(f"Per-image results: {paths['per_image']}" + (f"\nSR images: {folder / 'images'}" if cfg.get("save_images") else "") + "\n")
+        print(
+            f"Per-image results: {paths['per_image']}"
+            + (f"\nSR images: {folder / 'images'}" if cfg.get("save_images") else "")
+            + "\n"
+        )
         results[protocol] = rows
     if len(protocols) > 1:
         gap = protocol_gap(results)
@@ -81,8 +94,16 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     return results[protocols[0]]
 
 
-GAP_FIELDS = ("set", "scale", "standard_psnr", "bam_paper_psnr", "gap_psnr",
-              "standard_bicubic_psnr", "bam_paper_bicubic_psnr", "gap_bicubic_psnr")
+GAP_FIELDS = (
+    "set",
+    "scale",
+    "standard_psnr",
+    "bam_paper_psnr",
+    "gap_psnr",
+    "standard_bicubic_psnr",
+    "bam_paper_bicubic_psnr",
+    "gap_bicubic_psnr",
+)
 
 
 def protocol_gap(results: dict[str, list[dict]]) -> list[dict]:
@@ -92,10 +113,18 @@ def protocol_gap(results: dict[str, list[dict]]) -> list[dict]:
     gap = []
     for name, std in means["standard"].items():
         bam = means["bam_paper"][name]
-        gap.append({"set": name, "scale": std["scale"],
-                    "standard_psnr": std["psnr"], "bam_paper_psnr": bam["psnr"], "gap_psnr": bam["psnr"] - std["psnr"],
-                    "standard_bicubic_psnr": std["bicubic_psnr"], "bam_paper_bicubic_psnr": bam["bicubic_psnr"],
-                    "gap_bicubic_psnr": bam["bicubic_psnr"] - std["bicubic_psnr"]})
+        gap.append(
+            {
+                "set": name,
+                "scale": std["scale"],
+                "standard_psnr": std["psnr"],
+                "bam_paper_psnr": bam["psnr"],
+                "gap_psnr": bam["psnr"] - std["psnr"],
+                "standard_bicubic_psnr": std["bicubic_psnr"],
+                "bam_paper_bicubic_psnr": bam["bicubic_psnr"],
+                "gap_bicubic_psnr": bam["bicubic_psnr"] - std["bicubic_psnr"],
+            }
+        )
     return gap
 
 
@@ -103,8 +132,10 @@ def format_gap(gap: list[dict], label: str) -> str:
     head = f"{'set':<10}{'standard':>10}{'bam_paper':>11}{'gap dB':>8}   {'bicubic gap dB':>14}"
     lines = [f"Protocol gap of {label} (bam_paper minus standard, Y-PSNR dB):", head, "-" * len(head)]
     for g in gap:
-        lines.append(f"{g['set']:<10}{g['standard_psnr']:>10.3f}{g['bam_paper_psnr']:>11.3f}"
-                     f"{g['gap_psnr']:>+8.3f}   {g['gap_bicubic_psnr']:>+14.3f}")
+        lines.append(
+            f"{g['set']:<10}{g['standard_psnr']:>10.3f}{g['bam_paper_psnr']:>11.3f}"
+            f"{g['gap_psnr']:>+8.3f}   {g['gap_bicubic_psnr']:>+14.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -115,4 +146,3 @@ def _csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
     return buf.getvalue()
-

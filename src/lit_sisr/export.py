@@ -21,6 +21,7 @@ every backbone; upstream calls it deprecated. ``onnx_exporter=dynamo`` uses the 
 exporter: every operator of our networks has existed since opset 11 (``DepthToSpace`` for the
 pixel shuffle, ``Resize`` for PAN's upsampling), and onnxruntime has run opset 17 since 1.14.
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,8 +39,11 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_EXPORTERS = ("legacy", "dynamo")
 OPSET = 17
 # Upstream deprecation notices of the two tracers we rely on on purpose (see the module docstring).
-_DEPRECATION_NOTICES = (r".*torch\.jit\.trace.* is deprecated.*", r".*legacy TorchScript-based ONNX export.*",
-                        r".*The feature will be removed.*")
+_DEPRECATION_NOTICES = (
+    r".*torch\.jit\.trace.* is deprecated.*",
+    r".*legacy TorchScript-based ONNX export.*",
+    r".*The feature will be removed.*",
+)
 
 
 class ExportError(UserError, RuntimeError):
@@ -65,8 +69,9 @@ def export_torchscript(net: nn.Module, path: str | Path, sample: torch.Tensor) -
     return path
 
 
-def export_onnx(net: nn.Module, path: str | Path, sample: torch.Tensor, exporter: str = "legacy",
-                opset: int = OPSET) -> Path:
+def export_onnx(
+    net: nn.Module, path: str | Path, sample: torch.Tensor, exporter: str = "legacy", opset: int = OPSET
+) -> Path:
     """ONNX with input ``lr`` and output ``sr``, batch, H and W dynamic."""
     if exporter not in ONNX_EXPORTERS:
         raise ValueError(f"onnx_exporter={exporter}: expected one of {', '.join(ONNX_EXPORTERS)}")
@@ -74,12 +79,29 @@ def export_onnx(net: nn.Module, path: str | Path, sample: torch.Tensor, exporter
     names = {"input_names": ["lr"], "output_names": ["sr"]}
     with _quiet():
         if exporter == "legacy":
-            torch.onnx.export(net, (sample,), str(path), dynamo=False, opset_version=opset, do_constant_folding=True,
-                              dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "sh", 3: "sw"}}, **names)
+            torch.onnx.export(
+                net,
+                (sample,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "sh", 3: "sw"}},
+                **names,
+            )
         else:
             free = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
-            torch.onnx.export(net, (sample,), str(path), dynamo=True, opset_version=max(opset, 18),
-                              dynamic_shapes=(free,), external_data=False, verbose=False, **names)
+            torch.onnx.export(
+                net,
+                (sample,),
+                str(path),
+                dynamo=True,
+                opset_version=max(opset, 18),
+                dynamic_shapes=(free,),
+                external_data=False,
+                verbose=False,
+                **names,
+            )
     return path
 
 
@@ -104,14 +126,23 @@ def max_difference(path: str | Path, fmt: str, net: nn.Module, inputs: Sequence[
         for x in inputs:
             expected, got = net(x), run(x)
             if got.shape != expected.shape:
-                raise ExportError(f"{path}: output {tuple(got.shape)} for input {tuple(x.shape)}, eager "
-                                  f"{tuple(expected.shape)}: the export fixed a size it should not have")
+                raise ExportError(
+                    f"{path}: output {tuple(got.shape)} for input {tuple(x.shape)}, eager "
+                    f"{tuple(expected.shape)}: the export fixed a size it should not have"
+                )
             worst = max(worst, float((got - expected).abs().max()))
     return worst
 
 
-def export_checked(net: nn.Module, path: str | Path, fmt: str, sample: int = 32, exporter: str = "legacy",
-                   tolerance: float = 1e-4, seed: int = 0) -> float:
+def export_checked(
+    net: nn.Module,
+    path: str | Path,
+    fmt: str,
+    sample: int = 32,
+    exporter: str = "legacy",
+    tolerance: float = 1e-4,
+    seed: int = 0,
+) -> float:
     """Export ``net`` (on CPU, eval mode) and check it; returns the largest difference to eager."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt}: expected one of {', '.join(FORMATS)}")
@@ -119,8 +150,10 @@ def export_checked(net: nn.Module, path: str | Path, fmt: str, sample: int = 32,
         raise ValueError(f"{type(net).__name__} has no weights to export")
     net = net.eval().cpu()
     generator = torch.Generator().manual_seed(seed)
-    inputs = [torch.rand(1, 3, sample, sample, generator=generator),
-              torch.rand(2, 3, sample - 5, sample + 9, generator=generator)]  # another batch, H and W
+    inputs = [
+        torch.rand(1, 3, sample, sample, generator=generator),
+        torch.rand(2, 3, sample - 5, sample + 9, generator=generator),
+    ]  # another batch, H and W
     if fmt == "onnx":
         export_onnx(net, path, inputs[0], exporter)
     else:
@@ -140,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     override of conf/predict.yaml, read as ``predict.py`` reads it."""
     from hydra import compose, initialize_config_dir
 
-    from lit_sisr.predict_cli import load_network
     from lit_sisr.errors import ConfigError
+    from lit_sisr.predict_cli import load_network
 
     argv = list(sys.argv[1:] if argv is None else argv)
     own = dict(OWN_KEYS)
@@ -163,7 +196,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     try:
         sample, tolerance = int(own["sample"]), float(own["tolerance"])
     except ValueError:
-        raise ConfigError(f"sample={own['sample']}, tolerance={own['tolerance']}: expected an integer and a number") from None
+        raise ConfigError(
+            f"sample={own['sample']}, tolerance={own['tolerance']}: expected an integer and a number"
+        ) from None
     if sample < 8:
         raise ConfigError(f"sample={sample}: expected at least 8 LR pixels")
     conf = Path(__file__).resolve().parents[2] / "conf"
@@ -185,8 +220,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         raise ConfigError(str(err)) from None
     except ExportError as err:
         raise SystemExit(f"error: {err}") from None
-    print(f"Wrote {output} ({own['format']}, {label} x{scale}); largest difference to eager PyTorch "
-          f"on {sample}x{sample} and {sample - 5}x{sample + 9} inputs: {difference:.2g}")
+    print(
+        f"Wrote {output} ({own['format']}, {label} x{scale}); largest difference to eager PyTorch "
+        f"on {sample}x{sample} and {sample - 5}x{sample + 9} inputs: {difference:.2g}"
+    )
     return output
 
 

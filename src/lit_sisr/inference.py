@@ -23,6 +23,7 @@ image: no overlap makes tiling exact. Such networks are refused by default
 (:class:`NotTileableError`); ``exact=False`` tiles them anyway, with a warning, as an
 approximation (each tile pools over its own padded region).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,6 +41,7 @@ from lit_sisr.backbones import BACKBONES
 from lit_sisr.errors import UserError
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
+
 
 class NotTileableError(UserError, ValueError):
     """Tiled inference was asked to be exact for a network that cannot be tiled exactly."""
@@ -145,7 +147,9 @@ def check_tileable(net: nn.Module, overlap: int | None, exact: bool) -> int:
             f"whole feature map, e.g. {sites[0]}, so every output pixel depends on the whole image"
         )
         if exact:
-            raise NotTileableError(message + "; run it untiled (tile=null) or accept an approximation (tile_exact=false)")
+            raise NotTileableError(
+                message + "; run it untiled (tile=null) or accept an approximation (tile_exact=false)"
+            )
         warnings.warn(message + "; tiles pool over their own region only: the output is an approximation", stacklevel=3)
     radius = receptive_radius(net)
     if overlap is None:
@@ -189,11 +193,13 @@ def _tiled(net: nn.Module, lr: torch.Tensor, tile: int, overlap: int) -> torch.T
             if out is None:
                 scale = sr.shape[-2] // (py1 - py0)
                 if sr.shape[-2] != scale * (py1 - py0) or sr.shape[-1] != scale * (px1 - px0):
-                    raise RuntimeError(f"{backbone_name(net)}: output {tuple(sr.shape[-2:])} is not an integer "
-                                       f"multiple of its tile {(py1 - py0, px1 - px0)}")
+                    raise RuntimeError(
+                        f"{backbone_name(net)}: output {tuple(sr.shape[-2:])} is not an integer "
+                        f"multiple of its tile {(py1 - py0, px1 - px0)}"
+                    )
                 out = torch.empty(*lr.shape[:-3], sr.shape[-3], h * scale, w * scale, dtype=sr.dtype, device=lr.device)
-            core = sr[..., (y0 - py0) * scale:(y1 - py0) * scale, (x0 - px0) * scale:(x1 - px0) * scale]
-            out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] = core.to(lr.device)
+            core = sr[..., (y0 - py0) * scale : (y1 - py0) * scale, (x0 - px0) * scale : (x1 - px0) * scale]
+            out[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] = core.to(lr.device)
     assert out is not None
     return out
 
@@ -254,8 +260,10 @@ class Inference:
         if self.tile_overlap is not None and (
             isinstance(self.tile_overlap, bool) or not isinstance(self.tile_overlap, int) or self.tile_overlap < 0
         ):
-            raise ValueError(f"tile_overlap={self.tile_overlap!r}: expected a number of LR pixels >= 0, or null "
-                             "for the network's receptive radius")
+            raise ValueError(
+                f"tile_overlap={self.tile_overlap!r}: expected a number of LR pixels >= 0, or null "
+                "for the network's receptive radius"
+            )
         if not isinstance(self.tile_exact, bool):
             raise ValueError(f"tile_exact={self.tile_exact!r}: expected true or false")
 

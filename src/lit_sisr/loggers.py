@@ -10,14 +10,15 @@ on disk before the next step, so a killed run loses none of the rows its checkpo
 (docs/reliability.md; tests/test_resume.py compares a killed and resumed run's file with an
 uninterrupted run's).
 """
+
 from __future__ import annotations
 
 import csv
 import io
 
-from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from lit_sisr.atomic import atomic_write_text
 

@@ -21,10 +21,11 @@ convention (docs/protocol.md).
 Parity with MATLAB (the golden table in docs/protocol.md, bicubic upscaling of the benchmark LR files;
 ``tests/test_metrics.py``): every cell of Set5/Set14/B100 x2/x3/x4 within 0.0005 dB / 0.00005.
 """
+
 from __future__ import annotations
 
-import torch
 import kornia
+import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
 # MATLAB rgb2ycbcr for double input in [0, 1]: Y = 16 + 65.481 R + 128.553 G + 24.966 B (0..255 scale).
@@ -111,9 +112,13 @@ def ssim_of_y(sr_y: torch.Tensor, hr_y: torch.Tensor) -> torch.Tensor:
     """Per-image Gaussian SSIM of prepared (shaved) Y images on 0..255, valid region only
     (N x 1 x H x W each; float64 recommended: the variances are differences of large moments)."""
     if sr_y.shape != hr_y.shape or sr_y.shape[1] != 1:
-        raise ValueError(f"SSIM needs two N x 1 x H x W images of one shape, got {tuple(sr_y.shape)} and {tuple(hr_y.shape)}")
+        raise ValueError(
+            f"SSIM needs two N x 1 x H x W images of one shape, got {tuple(sr_y.shape)} and {tuple(hr_y.shape)}"
+        )
     if min(sr_y.shape[-2:]) < _SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, got {tuple(sr_y.shape[-2:])}")
+        raise ValueError(
+            f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, got {tuple(sr_y.shape[-2:])}"
+        )
     taps = kornia.filters.get_gaussian_kernel1d(_SSIM_WINDOW, _SSIM_SIGMA, dtype=sr_y.dtype).flatten()
     # Four filtered maps: the means, E[x^2 + y^2] (only sigma_x^2 + sigma_y^2 is needed) and E[xy].
     moments = torch.cat([sr_y, hr_y, sr_y * sr_y + hr_y * hr_y, sr_y * hr_y], dim=1)

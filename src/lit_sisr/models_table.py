@@ -29,6 +29,7 @@ The columns ``params_k``/``paper_params_k`` compare directly (the paper's counte
 (e.g. a forward pass that needs data values, like ``.item()``) are counted again on real CPU
 tensors of the same size; the row's ``device`` says where it was counted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,13 +51,28 @@ LR_SIZE = (240, 360)
 SCALES = (2, 3, 4)
 ATTENTIONS = ("original", "bam")
 COLUMNS = (
-    "model", "attention", "scale", "params_k", "gflops",
-    "paper_params_k", "paper_gflops", "ratio", "device", "note",
+    "model",
+    "attention",
+    "scale",
+    "params_k",
+    "gflops",
+    "paper_params_k",
+    "paper_gflops",
+    "ratio",
+    "device",
+    "note",
 )
 HEADERS = {
-    "model": "model", "attention": "attention", "scale": "scale", "params_k": "params (K)",
-    "gflops": "GFLOPs (ours)", "paper_params_k": "paper params (K)", "paper_gflops": "paper GFLOPs",
-    "ratio": "ours/paper", "device": "device", "note": "note",
+    "model": "model",
+    "attention": "attention",
+    "scale": "scale",
+    "params_k": "params (K)",
+    "gflops": "GFLOPs (ours)",
+    "paper_params_k": "paper params (K)",
+    "paper_gflops": "paper GFLOPs",
+    "ratio": "ours/paper",
+    "device": "device",
+    "note": "note",
 }
 
 
@@ -171,9 +187,7 @@ def rows(
     return out
 
 
-def _row(
-    model: str, attention: str, scale: int, options: dict[str, Any], lr_size: tuple[int, int]
-) -> dict[str, Any]:
+def _row(model: str, attention: str, scale: int, options: dict[str, Any], lr_size: tuple[int, int]) -> dict[str, Any]:
     factory = attention_factory(attention)
 
     def build() -> nn.Module:
@@ -192,8 +206,7 @@ def _row(
     paper = paper_row(model, attention, scale) if tuple(lr_size) == LR_SIZE else None
     if paper:  # remarks on the paper's params/GFLOPs cells; PSNR/SSIM remarks don't belong here
         notes += [
-            "paper row: " + part for part in paper["note"].split("; ")
-            if part and not part.startswith("metrics:")
+            "paper row: " + part for part in paper["note"].split("; ") if part and not part.startswith("metrics:")
         ]
     flops_note = getattr(BACKBONES.get(model), "flops_note", "")
     if flops_note and flops is not None:
@@ -217,8 +230,13 @@ def _row(
     }
 
 
-_FORMATS = {"params_k": "{:.1f}", "gflops": "{:.3f}", "paper_params_k": "{:.1f}",
-            "paper_gflops": "{:.3f}", "ratio": "{:.2f}"}
+_FORMATS = {
+    "params_k": "{:.1f}",
+    "gflops": "{:.3f}",
+    "paper_params_k": "{:.1f}",
+    "paper_gflops": "{:.3f}",
+    "ratio": "{:.2f}",
+}
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -236,7 +254,9 @@ def _cell(row: dict[str, Any], key: str) -> str:
 
 
 def format_table(
-    table_rows: Sequence[dict[str, Any]], *, markdown: bool = False,
+    table_rows: Sequence[dict[str, Any]],
+    *,
+    markdown: bool = False,
     columns: Sequence[str] = COLUMNS,
 ) -> str:
     """Render rows as an aligned text table, or a Markdown table with ``markdown=True``."""
@@ -250,10 +270,7 @@ def format_table(
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
 
     def line(cells: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(w) if c in numeric else cell.ljust(w)
-            for c, cell, w in zip(columns, cells, widths)
-        ]
+        parts = [cell.rjust(w) if c in numeric else cell.ljust(w) for c, cell, w in zip(columns, cells, widths)]
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -267,10 +284,12 @@ def write_csv(table_rows: Sequence[dict[str, Any]], path: str) -> None:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in table_rows:
-            writer.writerow({
-                **{k: "" if r.get(k) is None else r[k] for k in keys},
-                "options": " ".join(f"{k}={v}" for k, v in r["options"].items()),
-            })
+            writer.writerow(
+                {
+                    **{k: "" if r.get(k) is None else r[k] for k in keys},
+                    "options": " ".join(f"{k}={v}" for k, v in r["options"].items()),
+                }
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,17 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
         "network on a 1x3x240x360 LR input, next to the BAM paper's Table 2 "
         "(its GFLOPs use another convention: ~1 per multiply-add plus a bias quirk).",
     )
-    parser.add_argument("--models", nargs="+", metavar="NAME",
-                        help="registry names (default: every network with attention sites)")
-    parser.add_argument("--attention", nargs="+", default=list(ATTENTIONS), metavar="NAME",
-                        help="attention names, or NAME=module.Class for your own (default: original bam)")
+    parser.add_argument(
+        "--models", nargs="+", metavar="NAME", help="registry names (default: every network with attention sites)"
+    )
+    parser.add_argument(
+        "--attention",
+        nargs="+",
+        default=list(ATTENTIONS),
+        metavar="NAME",
+        help="attention names, or NAME=module.Class for your own (default: original bam)",
+    )
     parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), metavar="S")
-    parser.add_argument("--ablation", action="store_true",
-                        help="add IMDN with the paper's Table 3 ablation attention modules")
-    parser.add_argument("--paper-config", action="store_true",
-                        help="build OISR-LF-s x4 with 16 blocks, as in the paper's row")
-    parser.add_argument("--lr-size", nargs=2, type=int, default=list(LR_SIZE), metavar=("H", "W"),
-                        help="LR input size (paper values are shown only for 240 360)")
+    parser.add_argument(
+        "--ablation", action="store_true", help="add IMDN with the paper's Table 3 ablation attention modules"
+    )
+    parser.add_argument(
+        "--paper-config", action="store_true", help="build OISR-LF-s x4 with 16 blocks, as in the paper's row"
+    )
+    parser.add_argument(
+        "--lr-size",
+        nargs=2,
+        type=int,
+        default=list(LR_SIZE),
+        metavar=("H", "W"),
+        help="LR input size (paper values are shown only for 240 360)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--csv", metavar="PATH", help="also write the rows to a CSV file")
     return parser
@@ -307,8 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyError, ValueError) as error:
         parser.error(error.args[0])
     table_rows = rows(
-        args.models, args.attention, args.scales, ablation=args.ablation,
-        paper_config=args.paper_config, lr_size=tuple(args.lr_size),
+        args.models,
+        args.attention,
+        args.scales,
+        ablation=args.ablation,
+        paper_config=args.paper_config,
+        lr_size=tuple(args.lr_size),
     )
     print(format_table(table_rows, markdown=args.markdown))
     if args.csv:

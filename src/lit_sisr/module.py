@@ -12,6 +12,7 @@ upscaling of the same LR image, so each test table carries its baseline row.
 Built from config like the rest (``conf/module/default.yaml``: network, optimizer and scheduler
 nested, as lightning-hydra-template does).
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,11 @@ class LitSR(pl.LightningModule):
         self.train_loss.persistent(True)
         self.test_set_names = list(test_set_names or [])
         self.test_metrics = nn.ModuleDict(
-            {f"{s}_{k}": MeanMetric(nan_strategy="disable")
-             for s in self.test_set_names for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
+            {
+                f"{s}_{k}": MeanMetric(nan_strategy="disable")
+                for s in self.test_set_names
+                for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+            }
         )
         self.test_rows: list[dict] = []
         # Speed knobs (docs/benchmarks.md), applied in setup() so that they happen in every process.
@@ -112,8 +116,10 @@ class LitSR(pl.LightningModule):
         batches = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
         mid_epoch = batches.get("current", {}).get("ready", 0) > 0 and not batches.get("is_last_batch", True)
         if mid_epoch and "train_loss.weight" not in state:
-            log.warning("the checkpoint has no running mean of the training loss (written by an older lit-sisr): "
-                        "train/loss_epoch of the epoch it resumes averages only the steps after the resume")
+            log.warning(
+                "the checkpoint has no running mean of the training loss (written by an older lit-sisr): "
+                "train/loss_epoch of the epoch it resumes averages only the steps after the resume"
+            )
 
     def on_train_start(self) -> None:
         # A Lightning 2.6.6 progress-counter fix for exact resume (docs/reliability.md).
@@ -140,7 +146,10 @@ class LitSR(pl.LightningModule):
         optimizer = self.optimizer_factory(self.net.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"},
+        }
 
     # -- evaluation -----------------------------------------------------------------------------
     # ``inference`` (lit_sisr.inference.Inference: self-ensemble, tiles) maps (net, lr) to SR; a

@@ -8,6 +8,7 @@ image: set, scale, image, psnr, ssim, bicubic_psnr, bicubic_ssim, lr_source), ``
 images came from: ``stored`` (the set's LR files), ``bicubic`` (made from HR by the MATLAB-exact
 bicubic: a set with HR images only), ``pil_bicubic`` (``protocol=bam_paper``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -79,8 +80,11 @@ def write_config(folder: str | Path, config: dict) -> Path:
         previous = path.read_text()
         if previous == text:
             return path
-        taken = [int(m.group(1)) for p in folder.glob("config.prev-*.yaml")
-                 if (m := re.fullmatch(r"config\.prev-(\d+)\.yaml", p.name))]
+        taken = [
+            int(m.group(1))
+            for p in folder.glob("config.prev-*.yaml")
+            if (m := re.fullmatch(r"config\.prev-(\d+)\.yaml", p.name))
+        ]
         n = max(taken, default=0) + 1
         atomic_write_text(folder / f"config.prev-{n}.yaml", previous)
     atomic_write_text(path, text)

@@ -11,6 +11,7 @@ three equal channels and are written grey (BT.601 luma of the output, Pillow's R
 an alpha channel is upscaled separately with MATLAB-exact bicubic (:mod:`lit_sisr.resize`) and
 written back. 16-bit and float images are refused (the networks take 8-bit images).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,13 +27,13 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from lit_sisr import weights
 from lit_sisr.backbones import count_parameters
+from lit_sisr.config_checks import check_config, check_run_config
 from lit_sisr.data.io import IMAGE_SUFFIXES, ImageError, decoding_errors
+from lit_sisr.errors import ConfigError, MissingFileError
 from lit_sisr.inference import Inference, inference_from_config
 from lit_sisr.resize import imresize
-from lit_sisr.config_checks import check_config, check_run_config
-from lit_sisr.errors import ConfigError, MissingFileError
-from lit_sisr import weights
 
 # Pillow's RGB -> L weights (ITU-R 601-2 luma).
 LUMA = (0.299, 0.587, 0.114)
@@ -110,10 +111,13 @@ def load_network(cfg: DictConfig) -> tuple[nn.Module, int, str]:
         check_run_config(cfg)
         net = hydra.utils.instantiate(cfg.model)
         if count_parameters(net) > 0:
-            raise ConfigError(f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint or authors' weight file>")
+            raise ConfigError(
+                f"model={cfg.model.name} has parameters: give ckpt=<lit-sisr checkpoint or authors' weight file>"
+            )
         return net, int(cfg.scale), f"{cfg.model.name}-{cfg.attention.name}"
-    loaded = weights.load_network(cfg.ckpt, kind="auto", model=cfg.model, scale=cfg.scale,
-                                  check=lambda: check_run_config(cfg))
+    loaded = weights.load_network(
+        cfg.ckpt, kind="auto", model=cfg.model, scale=cfg.scale, check=lambda: check_run_config(cfg)
+    )
     return loaded.net, loaded.scale, loaded.label
 
 
@@ -135,7 +139,9 @@ def super_resolve(
         sr = (inference(net, lr) if inference is not None else net(lr)).float().cpu()
     sr = sr[0]
     if sr.shape[-2:] != (lr.shape[-2] * scale, lr.shape[-1] * scale):
-        raise RuntimeError(f"{image.path}: network output {tuple(sr.shape[-2:])} for LR {tuple(lr.shape[-2:])} at x{scale}")
+        raise RuntimeError(
+            f"{image.path}: network output {tuple(sr.shape[-2:])} for LR {tuple(lr.shape[-2:])} at x{scale}"
+        )
     channels = [to_levels(sum(w * c for w, c in zip(LUMA, sr.clamp(0, 1))))[None]] if image.grey else [to_levels(sr)]
     if image.alpha is not None:
         alpha = imresize(image.alpha[None].float(), float(scale))[0]  # MATLAB bicubic on 8-bit levels

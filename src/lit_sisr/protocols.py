@@ -17,6 +17,7 @@ of the paper's Table 2 "gains".
 
 A protocol is chosen by name (``protocol=standard|bam_paper``) from :data:`PROTOCOLS`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -102,13 +103,21 @@ def bam_paper_score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> tuple[tor
 
 PROTOCOLS: dict[str, Protocol] = {
     "standard": Protocol(
-        "standard", standard_pair, metrics.psnr_ssim_y, uses_lr_files=True, made_lr="bicubic",
+        "standard",
+        standard_pair,
+        metrics.psnr_ssim_y,
+        uses_lr_files=True,
+        made_lr="bicubic",
         description="MATLAB-bicubic LR; SR clamped to [0, 1] and rounded to 8 bit; Y of BT.601 "
         "(MATLAB rgb2ycbcr); `scale` pixels shaved from each border; PSNR/SSIM (Gaussian 11x11, "
         "sigma 1.5) per image, a set's figure is the mean over its images",
     ),
     "bam_paper": Protocol(
-        "bam_paper", bam_paper_pair, bam_paper_score, uses_lr_files=False, made_lr="pil_bicubic",
+        "bam_paper",
+        bam_paper_pair,
+        bam_paper_score,
+        uses_lr_files=False,
+        made_lr="pil_bicubic",
         description="the BAM authors' evaluation: HR PIL-bicubic resized (not cropped) to a multiple "
         "of the scale, LR its PIL-bicubic downscale; SR x255 and clamped, not rounded; their Y "
         "(64.738 R typo); `scale` pixels shaved; PSNR/SSIM per image, mean over the set",

@@ -3,6 +3,7 @@
 Lookups of unknown names raise a ``KeyError`` that lists every valid name, so a typo on the
 command line (``attention=bma``) tells the user what they could have typed.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar

@@ -12,6 +12,7 @@ PyTorch's antialiased bicubic (``F.interpolate(..., antialias=True)``) uses the 
 kernel and the same widening; padding symmetrically before and cropping after makes its borders
 match MATLAB's too.
 """
+
 from __future__ import annotations
 
 import torch

@@ -17,6 +17,7 @@ under DDP the bicubic reference and the samples come from rank 0's share of the 
 ``pictures/samples``. The crops are those of the W&B validation samples
 (:func:`lit_sisr.sample_images.sample_crops`).
 """
+
 from __future__ import annotations
 
 import math
@@ -64,10 +65,14 @@ class RunPictures(pl.Callback):
             self._pending = []
 
     @torch.no_grad()
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self.val_bicubic is None and not trainer.sanity_checking:  # once: it does not change
             lr, hr, _ = batch
-            self._bicubic_sum.append(pl_module.protocol.score(Bicubic(pl_module.scale)(lr), hr, pl_module.scale)[0].float().cpu())
+            self._bicubic_sum.append(
+                pl_module.protocol.score(Bicubic(pl_module.scale)(lr), hr, pl_module.scale)[0].float().cpu()
+            )
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -97,7 +102,9 @@ class RunPictures(pl.Callback):
         self._save(trainer, CURVES, curves_figure(self.losses, self.val_psnr, self.val_bicubic, _label(pl_module)))
         data = getattr(trainer.datamodule, "val_data", None)
         if data is not None and len(data):
-            samples = [self._sample(pl_module, *data[i][:2], data.names[i]) for i in range(min(self.num_images, len(data)))]
+            samples = [
+                self._sample(pl_module, *data[i][:2], data.names[i]) for i in range(min(self.num_images, len(data)))
+            ]
             self._save(trainer, SAMPLES, samples_figure(samples, _label(pl_module), f"validation: {data.name}"))
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -127,8 +134,12 @@ class RunPictures(pl.Callback):
         crops, sr, bicubic = sample_crops(pl_module, lr, hr, self.crop)
         score = pl_module.protocol.score
         hr = hr[..., : sr.shape[-2], : sr.shape[-1]]
-        return {"name": name, "crops": crops, "psnr": float(score(sr.float(), hr, pl_module.scale)[0][0]),
-                "bicubic_psnr": float(score(bicubic, hr, pl_module.scale)[0][0])}
+        return {
+            "name": name,
+            "crops": crops,
+            "psnr": float(score(sr.float(), hr, pl_module.scale)[0][0]),
+            "bicubic_psnr": float(score(bicubic, hr, pl_module.scale)[0][0]),
+        }
 
     def _save(self, trainer: pl.Trainer, name: str, fig) -> None:
         from lit_sisr.report.figures import save_figure
@@ -166,8 +177,14 @@ def curves_figure(losses, val_psnr, val_bicubic: float | None, label: str):
     if val_psnr:
         steps, values = zip(*val_psnr)
         right.plot(steps, values, marker="o", markersize=3, color="#DD8452", label=label)
-        right.annotate(f"{values[-1]:.2f} dB", (steps[-1], values[-1]), textcoords="offset points", xytext=(-8, -12),
-                       ha="right", fontsize=8)
+        right.annotate(
+            f"{values[-1]:.2f} dB",
+            (steps[-1], values[-1]),
+            textcoords="offset points",
+            xytext=(-8, -12),
+            ha="right",
+            fontsize=8,
+        )
     if val_bicubic is not None and math.isfinite(val_bicubic):
         right.axhline(val_bicubic, color="grey", linestyle="--", linewidth=1, label=f"bicubic {val_bicubic:.2f} dB")
     right.set(title="validation PSNR (Y)", xlabel="step", ylabel="PSNR (dB)")
@@ -186,8 +203,11 @@ def samples_figure(samples: list[dict[str, Any]], label: str, title: str):
     fig, axes = plt.subplots(len(samples), 3, figsize=(7.5, 2.6 * len(samples)), squeeze=False)
     for row, sample in zip(axes, samples):
         gain = sample["psnr"] - sample["bicubic_psnr"]
-        titles = (f"{sample['name']}: bicubic {sample['bicubic_psnr']:.2f} dB",
-                  f"{label} {sample['psnr']:.2f} dB ({gain:+.2f})", "HR")
+        titles = (
+            f"{sample['name']}: bicubic {sample['bicubic_psnr']:.2f} dB",
+            f"{label} {sample['psnr']:.2f} dB ({gain:+.2f})",
+            "HR",
+        )
         for ax, crop, text in zip(row, sample["crops"], titles):
             ax.imshow(_to_array(crop), interpolation="nearest", cmap="gray", vmin=0, vmax=255)
             ax.set_title(text, fontsize=8)

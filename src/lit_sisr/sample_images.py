@@ -5,6 +5,7 @@ when a ``WandbLogger`` is attached, and only for the first ``num_images`` valida
 extra forward each, without gradients). Under DDP each rank sees different images and the logger
 writes from rank 0 only, so the crops come from rank 0's share.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ def side_by_side(images: list[torch.Tensor], gap: int = 4) -> np.ndarray:
 
 
 @torch.no_grad()
-def sample_crops(pl_module: pl.LightningModule, lr: torch.Tensor, hr: torch.Tensor,
-                 crop: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+def sample_crops(
+    pl_module: pl.LightningModule, lr: torch.Tensor, hr: torch.Tensor, crop: int
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """For the first image of a batch: its bicubic | SR | HR centre crops (``crop`` HR pixels),
     and the whole SR and bicubic images (1 x C x H x W, for their PSNR)."""
     sr = pl_module(lr[:1])
@@ -64,7 +66,9 @@ class ValidationSamples(pl.Callback):
         self._strips, self._captions = [], []
 
     @torch.no_grad()
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if batch_idx >= self.num_images or trainer.sanity_checking or not self._wandb(trainer):
             return
         lr, hr, index = batch

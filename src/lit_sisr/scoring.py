@@ -9,6 +9,7 @@ row in the schema of :data:`lit_sisr.outputs.RESULT_FIELDS`. The Lightning test 
 :func:`evaluate_set`, which decodes each image once, shows a progress bar with images/s and can
 save the SR outputs as PNG.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,14 @@ def super_resolve(net: nn.Module, lr: torch.Tensor, scale: int, inference: Infer
     return sr.float()
 
 
-def score_images(net: nn.Module, lr: torch.Tensor, hr: torch.Tensor, scale: int, protocol: str | Protocol = "standard",
-                 inference: Inference | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def score_images(
+    net: nn.Module,
+    lr: torch.Tensor,
+    hr: torch.Tensor,
+    scale: int,
+    protocol: str | Protocol = "standard",
+    inference: Inference | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(SR, N x 4 float64 values in :data:`METRICS` order): the network's Y-PSNR/SSIM and those of
     MATLAB bicubic upscaling of the same LR, scored as ``protocol`` says. ``lr``/``hr`` are
     N x C x H x W in [0, 1] on the network's device."""
@@ -57,8 +64,10 @@ def score_images(net: nn.Module, lr: torch.Tensor, hr: torch.Tensor, scale: int,
 def image_rows(set_name: str, scale: int, images: list[str], values: torch.Tensor, lr_source: str) -> list[dict]:
     """Result rows (:data:`lit_sisr.outputs.RESULT_FIELDS`) of ``images`` from :func:`score_images`' values
     (one device-to-host transfer for the whole batch)."""
-    return [{"set": set_name, "scale": scale, "image": image, **dict(zip(METRICS, row)), "lr_source": lr_source}
-            for image, row in zip(images, values.cpu().tolist())]
+    return [
+        {"set": set_name, "scale": scale, "image": image, **dict(zip(METRICS, row)), "lr_source": lr_source}
+        for image, row in zip(images, values.cpu().tolist())
+    ]
 
 
 def _levels(sr: torch.Tensor) -> torch.Tensor:
@@ -75,17 +84,30 @@ def save_png(sr: torch.Tensor, path: Path) -> None:
 
 
 @torch.no_grad()
-def evaluate_set(net: nn.Module, images: ImageSet, scale: int, protocol: str | Protocol = "standard",
-                 device: str | torch.device = "cpu", inference: Inference | None = None,
-                 save_dir: str | Path | None = None, progress: bool = False) -> list[dict]:
+def evaluate_set(
+    net: nn.Module,
+    images: ImageSet,
+    scale: int,
+    protocol: str | Protocol = "standard",
+    device: str | torch.device = "cpu",
+    inference: Inference | None = None,
+    save_dir: str | Path | None = None,
+    progress: bool = False,
+) -> list[dict]:
     """Result rows of ``net`` (RGB [0, 1] in and out) on one test set, one image at a time, each
     decoded once; with ``save_dir``, each SR output is written to ``<save_dir>/<image>_x<scale>.png``."""
     protocol = get_protocol(protocol)
     data = PairedImages(images, scale, protocol.name, preload=False)
     net = net.eval().to(device)
     rows: list[dict] = []
-    bar = tqdm(range(len(data)), desc=f"{images.name} x{scale}", unit=" images", disable=not progress, leave=True,
-               bar_format=_BAR)
+    bar = tqdm(
+        range(len(data)),
+        desc=f"{images.name} x{scale}",
+        unit=" images",
+        disable=not progress,
+        leave=True,
+        bar_format=_BAR,
+    )
     for index in bar:
         lr, hr, _ = data[index]
         sr, values = score_images(net, lr[None].to(device), hr[None].to(device), scale, protocol, inference)

@@ -2,6 +2,7 @@
 
 Kept in the package (not in ``train.py``) so DDP spawn and submitit can pickle what they run.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,23 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from lit_sisr.atomic import atomic_write_text
 from lit_sisr.backbones import count_parameters
 from lit_sisr.callbacks import Preempted
-from lit_sisr.data.datasets import lr_source
-from lit_sisr.atomic import atomic_write_text
 from lit_sisr.checkpoint_io import AtomicCheckpointIO
-from lit_sisr.module import LitSR
 from lit_sisr.config_checks import check_config
+from lit_sisr.data.datasets import lr_source
 from lit_sisr.errors import ConfigError  # noqa: F401  (re-exported for callers of check_launch)
+from lit_sisr.module import LitSR
 from lit_sisr.outputs import (
-    CHECKPOINTS_DIR, DONE_FILE, LAST_CHECKPOINT, RESULT_FIELDS, RecordConfig, format_table, summarize, write_results,
+    CHECKPOINTS_DIR,
+    DONE_FILE,
+    LAST_CHECKPOINT,
+    RESULT_FIELDS,
+    RecordConfig,
+    format_table,
+    summarize,
+    write_results,
 )
 from lit_sisr.run_pictures import picture_paths
 from lit_sisr.weights import check_fits, load_network
@@ -44,8 +52,11 @@ def bridge_submitit_local() -> None:
     """submitit_local starts one process per task (like SLURM) but, unlike SLURM, Lightning does not
     recognise them: export the torch.distributed variables (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_*)
     so that Lightning joins the processes instead of spawning its own (docs/ecosystem.md, item 2)."""
-    if (os.environ.get("SUBMITIT_EXECUTOR") == "local" and int(os.environ.get("SUBMITIT_LOCAL_NTASKS", "1")) > 1
-            and "LOCAL_RANK" not in os.environ):
+    if (
+        os.environ.get("SUBMITIT_EXECUTOR") == "local"
+        and int(os.environ.get("SUBMITIT_LOCAL_NTASKS", "1")) > 1
+        and "LOCAL_RANK" not in os.environ
+    ):
         from submitit.helpers import TorchDistributedEnvironment
 
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
@@ -69,29 +80,32 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, LitSR, pl.Trainer]:
         # Where each test set's LR images come from (stored files, or made from HR: an HR-only set),
         # recorded in config.yaml beside the per-image lr_source column.
         # (A set whose HR folder is missing is left to the test setup's error, after the training data's.)
-        config["lr_source"] = {s.name: lr_source(s, datamodule.scale, datamodule.protocol)
-                               for s in datamodule.test_sets if Path(s.hr_dir).is_dir()}
+        config["lr_source"] = {
+            s.name: lr_source(s, datamodule.scale, datamodule.protocol)
+            for s in datamodule.test_sets
+            if Path(s.hr_dir).is_dir()
+        }
     # conf/module/default.yaml: the network, optimizer and scheduler nested in the LightningModule.
     # (``config``, plain data, is given afterwards: instantiate would build every _target_ in it.)
     model = hydra.utils.instantiate(cfg.module, _partial_=True, _convert_="all")(
-        config=config, test_set_names=[s.name for s in datamodule.test_sets])
+        config=config, test_set_names=[s.name for s in datamodule.test_sets]
+    )
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if loggers:
         callbacks.append(pl.callbacks.LearningRateMonitor(logging_interval="epoch"))
-    trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_plugins()
-    )
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_plugins())
     return datamodule, model, trainer
-
-
 
 
 def _training_target(cfg: DictConfig) -> dict[str, Any]:
     """What "finished" means for a run folder: the training length asked for, and whether it was tested."""
     trainer = cfg.trainer
-    return {"max_epochs": trainer.get("max_epochs"), "max_steps": trainer.get("max_steps", -1),
-            "test": bool(cfg.get("test", True))}
+    return {
+        "max_epochs": trainer.get("max_epochs"),
+        "max_steps": trainer.get("max_steps", -1),
+        "test": bool(cfg.get("test", True)),
+    }
 
 
 def finished_metrics(output_dir: Path, cfg: DictConfig) -> dict[str, float] | None:
@@ -124,8 +138,11 @@ def _finish_wandb(failed: bool, preempted: bool = False) -> None:
                 raise
             # SLURM signals every process of a requeued job at once, W&B's service too: its segment
             # may stay unfinished; the requeued job continues the same run (docs/slurm.md).
-            log.warning("W&B run not finished while the job stops (%s: %s); it continues under the same id",
-                        type(exc).__name__, exc)
+            log.warning(
+                "W&B run not finished while the job stops (%s: %s); it continues under the same id",
+                type(exc).__name__,
+                exc,
+            )
 
 
 def _log_test_table(trainer: pl.Trainer, rows: list[dict]) -> None:
@@ -166,8 +183,9 @@ def train(cfg: DictConfig, multirun: bool = False) -> dict[str, Any]:
         # Lightning's own SIGTERM stop (outside the training loop, e.g. while testing) exits with
         # status 0; make it a failure that says what to do. During training the SignalCheckpoint
         # callback handles SIGTERM itself (checkpoint, then this kind of message).
-        raise SystemExit(f"stopped by SIGTERM before {cfg.run_name} finished: re-run the same command to resume "
-                         f"({output_dir})") from stop
+        raise SystemExit(
+            f"stopped by SIGTERM before {cfg.run_name} finished: re-run the same command to resume ({output_dir})"
+        ) from stop
     finally:
         _finish_wandb(failed, preempted)
 
@@ -220,8 +238,11 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             print(f"\nPer-image results: {paths['per_image']}")
     if trainer.is_global_zero:
         # The very last step: a folder with done.json is a finished run (skipped on re-launch).
-        atomic_write_text(output_dir / DONE_FILE, json.dumps(
-            {"run_name": cfg.run_name, "target": _training_target(cfg), "metrics": metrics}, indent=1) + "\n")
+        atomic_write_text(
+            output_dir / DONE_FILE,
+            json.dumps({"run_name": cfg.run_name, "target": _training_target(cfg), "metrics": metrics}, indent=1)
+            + "\n",
+        )
         print(f"Outputs: {output_dir}")
         for picture in picture_paths(trainer):
             print(f"Picture: {picture}")

@@ -9,6 +9,7 @@ reproduce the authors' function; docs/architectures.md). The format of a file is
 converter's keys fit the network. Matching is strict: a missing or unexpected key is an error
 that lists a few of them.
 """
+
 from __future__ import annotations
 
 import io
@@ -226,7 +227,8 @@ def load_authors_weights(
         raise _no_fit(path, f"{model} x{scale} attention={attention_name}", owns, converted, chosen)
     if len({repr(sorted(settings[name].items())) for name in fitting}) > 1:
         raise WeightsError(
-            f"{path} fits the " + " and ".join(_label(n, formats[n]) for n in fitting)
+            f"{path} fits the "
+            + " and ".join(_label(n, formats[n]) for n in fitting)
             + f" formats of {model}, which compute different functions; name one with format="
             + " or ".join(repr(n) for n in fitting)
         )
@@ -259,8 +261,13 @@ def _attentions(fmt: AuthorsFormat) -> str:
     return "attention=" + "/".join(fmt.attentions) if fmt.attentions is not None else "any attention"
 
 
-def _no_fit(path: Path, what: str, owns: Mapping[str, Mapping], converted: Mapping[str, dict],
-            formats: Mapping[str, AuthorsFormat]) -> WeightsError:
+def _no_fit(
+    path: Path,
+    what: str,
+    owns: Mapping[str, Mapping],
+    converted: Mapping[str, dict],
+    formats: Mapping[str, AuthorsFormat],
+) -> WeightsError:
     """The misfit of the closest format (most keys in common), naming the formats tried."""
     closest = max(formats, key=lambda n: len(set(owns[n]) & set(converted[n])))
     message = f"{path} does not fit {what}: " + "; ".join(_misfit(owns[closest], converted[closest]))
@@ -293,8 +300,13 @@ def run_config(obj: Any) -> dict | None:
     return config if isinstance(config, dict) and "model" in config else None
 
 
-def load_network(path: str | Path, kind: str = "auto", model: Mapping | None = None, scale: int | None = None,
-                 check: Callable[[], None] | None = None) -> LoadedNetwork:
+def load_network(
+    path: str | Path,
+    kind: str = "auto",
+    model: Mapping | None = None,
+    scale: int | None = None,
+    check: Callable[[], None] | None = None,
+) -> LoadedNetwork:
     """Open any weights file once, check it and return the network: a lit-sisr checkpoint
     (``kind="checkpoint"``: network, attention and scale from the run config stored in it) or an
     authors' file (``kind="authors"``: ``model``, the ``conf/model`` node with its attention, and
@@ -312,15 +324,19 @@ def load_network(path: str | Path, kind: str = "auto", model: Mapping | None = N
     config = run_config(obj)
     if config is None:
         if kind == "checkpoint" or model is None:
-            raise WeightsError(f"{path}: no run config in the checkpoint (not a lit-sisr checkpoint); for an authors' "
-                               "file use weights=<file> with model=... attention=... scale=...")
+            raise WeightsError(
+                f"{path}: no run config in the checkpoint (not a lit-sisr checkpoint); for an authors' "
+                "file use weights=<file> with model=... attention=... scale=..."
+            )
         if check is not None:
             check()
         return _authors_network(model, scale, path, obj)
     if not isinstance(obj.get("state_dict"), dict):
-        raise WeightsError(f"{path}: not a lit-sisr checkpoint (no 'state_dict'); for an authors' file use weights=<file>")
+        raise WeightsError(
+            f"{path}: not a lit-sisr checkpoint (no 'state_dict'); for an authors' file use weights=<file>"
+        )
     net = hydra.utils.instantiate(config["model"])
-    state = {k[len("net."):]: v for k, v in obj["state_dict"].items() if k.startswith("net.")}
+    state = {k[len("net.") :]: v for k, v in obj["state_dict"].items() if k.startswith("net.")}
     _load_strict(net, state, path)
     label = f"{config['model']['name']}-{config['attention']['name']}"
     return LoadedNetwork(net, int(config["scale"]), label, config, obj, path)
@@ -334,8 +350,10 @@ def _authors_network(model: Mapping | None, scale: int | None, path: Path, obj: 
         raise WeightsError(f"{path}: an authors' weight file needs model=... attention=... scale=...")
     label = f"{model['name']}-{model['attention']['name']}" if "attention" in model else str(model["name"])
     if model.get("_target_") != "lit_sisr.backbones.build_backbone":
-        raise WeightsError(f"{path}: an authors' weight file loads only into a registered network "
-                           f"(model._target_ lit_sisr.backbones.build_backbone), not {model.get('_target_')}")
+        raise WeightsError(
+            f"{path}: an authors' weight file loads only into a registered network "
+            f"(model._target_ lit_sisr.backbones.build_backbone), not {model.get('_target_')}"
+        )
     # The conf/model node's options (its attention factory included). The options an authors'
     # format sets (rgb_range, mean_shift, block, ...) are the format's, not the config's defaults;
     # `+model.authors_format=official|bam` names the format where the keys fit both (EDSR).
@@ -365,8 +383,10 @@ def check_fits(net: nn.Module, loaded: LoadedNetwork) -> None:
 def _trained_as(hparams: dict) -> str:
     config = hparams.get("config") if isinstance(hparams, dict) else None
     try:
-        return (f"(the checkpoint was trained as model={config['model']['name']} "
-                f"attention={config['attention']['name']} scale={config['scale']})")
+        return (
+            f"(the checkpoint was trained as model={config['model']['name']} "
+            f"attention={config['attention']['name']} scale={config['scale']})"
+        )
     except (TypeError, KeyError):
         return ""
 
@@ -383,7 +403,9 @@ def _misfit(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) 
         parts.append(f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})")
     if wrong:
         k = wrong[0]
-        parts.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})")
+        parts.append(
+            f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
+        )
     return parts
 
 
@@ -396,6 +418,7 @@ def _check_keys(net: nn.Module, state: Mapping[str, torch.Tensor], path: Path | 
     parts = _misfit(net.state_dict(), state)
     if parts:
         raise WeightsError(
-            f"{path} does not fit {type(net).__name__}: " + "; ".join(parts)
+            f"{path} does not fit {type(net).__name__}: "
+            + "; ".join(parts)
             + ". Is it a checkpoint of another network, scale or attention?"
         )

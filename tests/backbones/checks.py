@@ -1,5 +1,6 @@
 """Checks shared by the per-network tests (a helper module, not a test module). What every
 network x attention must satisfy is in test_zoo.py; these serve architecture-specific tests."""
+
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,7 @@
 """Backbone tests run many tiny convolutions: one intra-op thread is faster for those, and much
 faster when the two cores are shared (two threads made them ~50x slower under load). Tests marked
 ``slow`` (full-size networks, official weights on whole benchmark images) keep every thread."""
+
 from __future__ import annotations
 
 import pytest

@@ -3,6 +3,7 @@ load through the declared format, and the input normalisation is the official on
 
 Full-size parameter counts of the paper's rows are checked in tests/test_params.py.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,13 +1,15 @@
 """CARN and CARN-M: every attention at every scale trains, the BAM sites are the three outer
 cascade fusions, and the released CARN-M checkpoint reproduces its authors' figures."""
+
 from __future__ import annotations
 
 import pytest
-from checks import SCALES, assert_trains
-from refdata import WEIGHTS, authors_net, need
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters
+
+from checks import SCALES, assert_trains
+from refdata import WEIGHTS, authors_net, need
 
 SMALL = BACKBONES.get("carn").tiny  # the declared tiny variant
 

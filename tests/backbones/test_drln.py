@@ -1,14 +1,16 @@
 """DRLN and its Laplacian attention: every attention at every scale trains (reduced size), the
 authors' wiring (one unused fusion conv) is kept, the full-size network runs and official
 checkpoint names map onto ours. Full-size parameter counts: tests/test_params.py."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from checks import SCALES, assert_trains, full_size_on_meta
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone
+
+from checks import SCALES, assert_trains, full_size_on_meta
 
 # Two groups of two modules; module 3 reads its group's input as module 5 (index 4) does in the
 # full network, which leaves fusion conv 2 unused.

@@ -1,11 +1,13 @@
 """EDSR: every attention at every scale trains, BAM sits on the body output, full size runs."""
+
 from __future__ import annotations
 
 import pytest
-from checks import SCALES, assert_mean_shift_adds_the_div2k_mean, full_size_on_meta
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters
+
+from checks import SCALES, assert_mean_shift_adds_the_div2k_mean, full_size_on_meta
 
 SMALL = BACKBONES.get("edsr").tiny  # the declared tiny variant
 
@@ -16,7 +18,8 @@ def test_attention_is_one_module_before_the_global_skip() -> None:
     assert sum(isinstance(m, ATTENTION.get("bam")) for m in net.modules()) == 1
     # EDSR has no attention of its own
     assert count_parameters(build_backbone("edsr", 2, "original", **SMALL)) == count_parameters(
-        build_backbone("edsr", 2, "none", **SMALL))
+        build_backbone("edsr", 2, "none", **SMALL)
+    )
 
 
 def test_residual_scaling_and_mean_shift_follow_the_original_edsr() -> None:

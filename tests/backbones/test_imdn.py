@@ -1,13 +1,15 @@
 """IMDN: every attention at every scale trains and sits where CCA was, before c5 in each IMDB;
 official checkpoints load strictly (their published figures: tests/test_metrics.py)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from refdata import WEIGHTS, authors_net, need
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone
+
+from refdata import WEIGHTS, authors_net, need
 
 SMALL = BACKBONES.get("imdn").tiny  # the declared tiny variant
 

@@ -1,13 +1,15 @@
 """MSRN: every attention at every scale trains (forward + backward), BAM sits in each MSRB,
 the full-size network runs, and the mean shift works on [0, 1] images."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from checks import ADDED_ATTENTIONS, assert_mean_shift_adds_the_div2k_mean
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters
+
+from checks import ADDED_ATTENTIONS, assert_mean_shift_adds_the_div2k_mean
 
 SMALL = BACKBONES.get("msrn").tiny  # the declared tiny variant
 

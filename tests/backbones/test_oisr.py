@@ -4,15 +4,17 @@ their authors' ranges.
 
 Full-size parameter counts of the paper's rows are checked in tests/test_params.py.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
-from checks import SCALES, assert_trains
 from torch import nn
 
 from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters
 from lit_sisr.backbones.oisr import OISR, LeapfrogBlock, RungeKutta3Block
+
+from checks import SCALES, assert_trains
 
 NETWORKS = ("oisr_lf_s", "oisr_lf")
 SMALL = BACKBONES.get("oisr_lf_s").tiny  # the declared tiny variant

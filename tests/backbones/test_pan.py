@@ -1,14 +1,16 @@
 """PAN: every attention at every scale trains and replaces only the U-PA pixel attention (the
 SCPA blocks keep theirs); the authors' released weights load strictly and reproduce the Y-PSNR
 of every Set5/Set14/B100 image in their test logs."""
+
 from __future__ import annotations
 
 import pytest
-from refdata import WEIGHTS, authors_net, need
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone
 from lit_sisr.backbones.pan import PAConv
+
+from refdata import WEIGHTS, authors_net, need
 
 SMALL = BACKBONES.get("pan").tiny  # the declared tiny variant
 OFFICIAL = WEIGHTS / "PAN"

@@ -1,12 +1,14 @@
 """RCAN: every attention at every scale trains (reduced size), the full-size network runs, and the
 attention sites are the 200 RCAB ends. Full-size parameter counts: tests/test_params.py."""
+
 from __future__ import annotations
 
 import pytest
-from checks import SCALES, assert_mean_shift_adds_the_div2k_mean, full_size_on_meta
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone
+
+from checks import SCALES, assert_mean_shift_adds_the_div2k_mean, full_size_on_meta
 
 SMALL = BACKBONES.get("rcan").tiny  # the declared tiny variant
 

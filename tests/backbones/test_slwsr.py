@@ -1,14 +1,16 @@
 """s-LWSR32: every attention at every scale trains (forward + backward), BAM sits once before
 the global skip, the full-size network runs, and the authors' parameter names load."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from checks import ADDED_ATTENTIONS, assert_mean_shift_adds_the_div2k_mean
 
 from lit_sisr.attention import ATTENTION
 from lit_sisr.backbones import BACKBONES, build_backbone, count_parameters
 from lit_sisr.backbones.slwsr import SLWSR
+
+from checks import ADDED_ATTENTIONS, assert_mean_shift_adds_the_div2k_mean
 
 SMALL = BACKBONES.get("slwsr32").tiny  # the declared tiny variant
 

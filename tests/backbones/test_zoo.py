@@ -13,6 +13,7 @@ one of its scales (rotating, so each network meets every scale) and checked:
 Full-size networks run one forward pass at every scale. Per-network files keep only what is
 particular to one architecture.
 """
+
 from __future__ import annotations
 
 import functools

@@ -20,6 +20,7 @@ job-side ``__call__``):
   poll, and filters submitit's "Bypassing sacct error" warning out of its remaining calls (that
   message only: other submitit warnings and errors still show).
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from omegaconf import OmegaConf
+
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,16 @@ class _SacctBypassFilter(logging.Filter):
 def slurm_accounting_off() -> bool:
     """True when the cluster runs without accounting storage (``sacct`` cannot answer)."""
     try:
-        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30, check=False).stdout
+        config = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return any(line.split("=", 1)[-1].strip() == "accounting_storage/none"
-               for line in config.splitlines() if line.startswith("AccountingStorageType"))
+    return any(
+        line.split("=", 1)[-1].strip() == "accounting_storage/none"
+        for line in config.splitlines()
+        if line.startswith("AccountingStorageType")
+    )
 
 
 class _Failure:
@@ -65,8 +72,10 @@ class _Failure:
         self.name, self.job, self.reason = name, job, reason
 
     def __str__(self) -> str:
-        return (f"{self.name}: job {self.job.job_id} {self.reason}\n"
-                f"    logs: {self.job.paths.stdout}\n          {self.job.paths.stderr}")
+        return (
+            f"{self.name}: job {self.job.job_id} {self.reason}\n"
+            f"    logs: {self.job.paths.stdout}\n          {self.job.paths.stderr}"
+        )
 
 
 class _SweepLauncher:
@@ -100,9 +109,14 @@ class _SweepLauncher:
         if metrics is None:
             return out, None
         log.info("\t%s: already finished (%s), not submitted", out.name, out / DONE_FILE)
-        return out, JobReturn(overrides=list(overrides), cfg=cfg, working_dir=str(out),
-                              task_name=cfg.get("task_name"), status=JobStatus.COMPLETED,
-                              _return_value=metrics.get("val/psnr"))
+        return out, JobReturn(
+            overrides=list(overrides),
+            cfg=cfg,
+            working_dir=str(out),
+            task_name=cfg.get("task_name"),
+            status=JobStatus.COMPLETED,
+            _return_value=metrics.get("val/psnr"),
+        )
 
     def _executor(self) -> Any:
         import submitit
@@ -130,23 +144,39 @@ class _SweepLauncher:
         if no_accounting and not any(isinstance(f, _SacctBypassFilter) for f in submitit_log.filters):
             submitit_log.addFilter(_SacctBypassFilter())
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        log.info("Submitit '%s': %d of %d jobs to run, sweep output dir: %s", self._EXECUTOR, len(todo),
-                 len(returns), sweep_dir)
+        log.info(
+            "Submitit '%s': %d of %d jobs to run, sweep output dir: %s",
+            self._EXECUTOR,
+            len(todo),
+            len(returns),
+            sweep_dir,
+        )
         for i in todo:
             log.info("\t#%d : %s", initial_job_idx + i, " ".join(filter_overrides(job_overrides[i])))
-        args = [(list(job_overrides[i]), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}",
-                 Singleton.get_state()) for i in todo]
+        args = [
+            (
+                list(job_overrides[i]),
+                "hydra.sweep.dir",
+                initial_job_idx + i,
+                f"job_id_for_{initial_job_idx + i}",
+                Singleton.get_state(),
+            )
+            for i in todo
+        ]
         jobs = self._executor().map_array(self, *zip(*args))
-        log.info("Submitted %s (%d tasks); logs: %s", _array_id(jobs), len(jobs),
-                 Path(jobs[0].paths.stdout).parent.parent)
+        log.info(
+            "Submitted %s (%d tasks); logs: %s", _array_id(jobs), len(jobs), Path(jobs[0].paths.stdout).parent.parent
+        )
         results, failures = self._wait(jobs, [str(folders[i]) for i in todo], watch_queue=no_accounting)
         for i, ret in zip(todo, results):
             returns[i] = ret
         if failures:
             summary = "\n".join(str(f) for f in failures)
             log.error("%d of %d jobs failed:\n%s", len(failures), len(jobs), summary)
-            raise SystemExit(f"error: {len(failures)} of {len(jobs)} jobs of the sweep failed "
-                             f"({len(returns) - len(jobs)} finished earlier, not submitted):\n{summary}")
+            raise SystemExit(
+                f"error: {len(failures)} of {len(jobs)} jobs of the sweep failed "
+                f"({len(returns) - len(jobs)} finished earlier, not submitted):\n{summary}"
+            )
         return returns  # type: ignore[return-value]
 
     def _wait(self, jobs: list, names: list[str], watch_queue: bool) -> tuple[list[JobReturn | None], list[_Failure]]:
@@ -161,8 +191,9 @@ class _SweepLauncher:
                 job = jobs[i]
                 # (without accounting, job.done() would ask sacct: an error and a warning per poll)
                 # (a result file of a job still queued is a requeued job's earlier segment's)
-                ended = job.done() if queued is None else (job.paths.result_pickle.exists()
-                                                           and job.job_id not in queued)
+                ended = (
+                    job.done() if queued is None else (job.paths.result_pickle.exists() and job.job_id not in queued)
+                )
                 if not ended:
                     if queued is None or job.job_id in queued:
                         missing[i] = 0
@@ -171,8 +202,14 @@ class _SweepLauncher:
                     if missing[i] < 2:
                         continue
                     pending.discard(i)
-                    failures.append(_Failure(names[i], job, "left the SLURM queue without a result "
-                                                            f"(killed by SLURM? see `scontrol show job {job.job_id}`)"))
+                    failures.append(
+                        _Failure(
+                            names[i],
+                            job,
+                            "left the SLURM queue without a result "
+                            f"(killed by SLURM? see `scontrol show job {job.job_id}`)",
+                        )
+                    )
                     continue
                 pending.discard(i)
                 try:
@@ -199,8 +236,13 @@ def _array_id(jobs: list) -> str:
 def _in_queue(jobs: list) -> set[str]:
     """The job ids (``<array>_<task>``) SLURM still holds as pending or running (``squeue``)."""
     arrays = sorted({str(j.job_id).split("_")[0] for j in jobs})
-    done = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(arrays)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(arrays)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if done.returncode != 0:
         if "Invalid job id" in done.stderr:  # all of them finished and purged (MinJobAge)
             return set()

@@ -18,6 +18,7 @@ Every module file of this package is imported by the loop at the end (as for bac
 module outside the package is named by ``class_path`` (``my_module.MyAttention``) and registered
 when a factory first asks for it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -68,15 +69,19 @@ def import_attention(class_path: str) -> type[nn.Module]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"attention class_path={class_path!r}: cannot import {module_name!r} ({error}); "
-                         "is its folder on PYTHONPATH?") from None
+        raise ValueError(
+            f"attention class_path={class_path!r}: cannot import {module_name!r} ({error}); "
+            "is its folder on PYTHONPATH?"
+        ) from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ValueError(f"attention class_path={class_path!r}: {module_name} has no nn.Module class {class_name!r}")
     params = list(inspect.signature(cls).parameters)
     if not params or params[0] != "channels":
-        raise ValueError(f"attention class_path={class_path!r}: the constructor must take 'channels' first, "
-                         f"it takes ({', '.join(params)})")
+        raise ValueError(
+            f"attention class_path={class_path!r}: the constructor must take 'channels' first, "
+            f"it takes ({', '.join(params)})"
+        )
     return cls
 
 

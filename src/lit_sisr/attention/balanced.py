@@ -10,6 +10,7 @@ One class covers the family: a module has an optional channel gate and an option
 each defined by the poolings it feeds to its shared weights. The registered names differ only in
 those poolings.
 """
+
 from __future__ import annotations
 
 import torch

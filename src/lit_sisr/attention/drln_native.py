@@ -11,6 +11,7 @@ The branches keep the authors' names ``c1``..``c4``; the authors wrap each conv 
 a ``body`` attribute (``ca.c1.body.0.weight``), which DRLN's authors' format (``DRLN.authors_formats``)
 folds into ``att.c1.0.weight``.
 """
+
 from __future__ import annotations
 
 import torch

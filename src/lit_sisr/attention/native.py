@@ -5,6 +5,7 @@
 Zheng222/IMDN ``block.py`` ``CCALayer``): the same MLP fed with std + mean instead of the mean.
 Submodule names follow the authors' code (``conv_du``) so their checkpoints map one to one.
 """
+
 from __future__ import annotations
 
 import torch

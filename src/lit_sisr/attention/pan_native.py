@@ -6,6 +6,7 @@ Sec. 3.1 (Eq. 1-2); zhaohengyuan1/PAN ``codes/models/archs/PAN_arch.py`` ``PA``.
 spatial attention every pixel of every channel has its own weight. The submodule is named
 ``conv`` as in the authors' code so their checkpoints (``att1.conv.weight``) load unchanged.
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ native attention at each site is what the network passes to its factory
 (``factory(channels, native="cca")``); :func:`native_attention` reads it back by recording those
 calls while building on the meta device, so it is never written down twice.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,13 @@ def register_backbone(name: str):
 
 
 def build_backbone(
-    name: str, scale: int, attention: "AttentionFactory | str | None" = None, *, tiny: bool = False,
-    class_path: str | None = None, **options: Any,
+    name: str,
+    scale: int,
+    attention: "AttentionFactory | str | None" = None,
+    *,
+    tiny: bool = False,
+    class_path: str | None = None,
+    **options: Any,
 ) -> nn.Module:
     """Build network ``name`` for ``scale`` with ``attention`` at its attention sites; ``tiny``
     replaces ``options`` with the ones the network declares in ``tiny``. ``class_path``
@@ -98,5 +104,10 @@ for _info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = [
-    "BACKBONES", "build_backbone", "count_parameters", "native_attention", "original_alias", "register_backbone",
+    "BACKBONES",
+    "build_backbone",
+    "count_parameters",
+    "native_attention",
+    "original_alias",
+    "register_backbone",
 ]

@@ -9,6 +9,7 @@ code computes (``options``: e.g. ``rgb_range=255`` with the authors' mean shift,
 ``mean_shift=False`` where the BAM code comments it out). ``tests/test_golden_ports.py`` proves
 every declared format against the authors' own outputs; docs/architectures.md lists them.
 """
+
 from __future__ import annotations
 
 import re

@@ -21,6 +21,7 @@ above (so its files load as they are, on [0, 1]); the BAM repository feeds [0, 1
 (``input_norm=False``) and names the units ``body.i.lfl.j`` (ours ``body.i.bj``). Both store
 the deprecated ``nn.utils.weight_norm`` names ``weight_g``/``weight_v``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -130,8 +131,7 @@ class AWMS(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Weighting before or after the shuffle is the same; the authors weight before it.
         return sum(
-            self.pixelshuffle(getattr(self, f"scale_k{k}")(getattr(self, f"tail_k{k}")(x)))
-            for k in self.kernel_sizes
+            self.pixelshuffle(getattr(self, f"scale_k{k}")(getattr(self, f"tail_k{k}")(x))) for k in self.kernel_sizes
         )
 
 

@@ -1,5 +1,6 @@
 """The parameter-free ``bicubic`` model: MATLAB-exact bicubic upscaling, the baseline row of
 every SR table. Its output is already on 8-bit levels, like MATLAB's on uint8 input."""
+
 from __future__ import annotations
 
 import torch

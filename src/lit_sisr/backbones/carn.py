@@ -17,6 +17,7 @@ Authors' formats (``authors_formats``): both repositories feed [0, 1] RGB and st
 shift as ``sub_mean.shifter``; the BAM repository's attention classes wrap each outer fusion as
 ``c{i}.0`` (the fusion) + ``c{i}.1`` (BAM), which are our ``c{i}`` and ``c{i}.att``.
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -2,6 +2,7 @@
 
 Submodule layouts follow the authors' code so that official checkpoints load by name.
 """
+
 from __future__ import annotations
 
 import math

@@ -25,6 +25,7 @@ the second group reads the group's input instead of the preceding fusion conv's 
 kept, because the published weights and parameter counts contain it, but gets no gradient
 (``group_input_blocks=[]`` gives the wiring of the figure).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -43,9 +44,7 @@ class ResidualUnit(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            conv(channels, channels, 3), nn.ReLU(inplace=True), conv(channels, channels, 3)
-        )
+        self.body = nn.Sequential(conv(channels, channels, 3), nn.ReLU(inplace=True), conv(channels, channels, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x + self.body(x))

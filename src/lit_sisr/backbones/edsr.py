@@ -14,6 +14,7 @@ res_scale 1, and name the attention module ``attention`` (``ca.relu1``, ``sa.con
 formats have the same keys for the baseline (no attention) network, so its files need the
 format named (``load_authors_weights(..., format=...)``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ Authors' formats (``authors_formats``): both repositories feed [0, 1] RGB with n
 name the blocks ``IMDB1..IMDB6`` (our ``blocks.0..5``); the site's module is ``cca`` in
 Zheng222/IMDN and ``attention`` in the BAM repository.
 """
+
 from __future__ import annotations
 
 import torch

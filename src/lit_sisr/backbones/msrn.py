@@ -13,6 +13,7 @@ Authors' formats (``authors_formats``): MSRN-PyTorch's names equal ours and its 
 [0, 255] (``rgb_range=255``); the BAM repository's run on [0, 1] without the mean shift and name
 each block's module ``attention`` (``ca.relu1``, ``sa.conv1``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -23,6 +23,7 @@ the output is divided by 255); the BAM repository's hold RK3 blocks run on
 [0, 1] with the mean shift commented out of forward (``mean_shift=False``), although their
 stored, unused mean shift is 255-scaled. Only its ``attention`` module is named differently.
 """
+
 from __future__ import annotations
 
 import torch

@@ -17,6 +17,7 @@ Parameter names are the authors' (``conv_first``, ``SCPA_trunk.{i}.PAConv.k2``, 
 repository's files differ only inside its BAM modules (``att1.ca.relu1``, ``att1.sa.conv1``).
 As published, the network takes RGB in [0, 1] with no mean shift and does not clamp its output.
 """
+
 from __future__ import annotations
 
 import math
@@ -100,9 +101,7 @@ class PAN(nn.Module):
     #: LR reach of the bilinear upsampling of the input (a function, unseen by the tiler's conv hooks).
     functional_reach = 1
 
-    def __init__(
-        self, scale: int, attention=None, n_feats: int = 40, n_up_feats: int = 24, n_blocks: int = 16
-    ) -> None:
+    def __init__(self, scale: int, attention=None, n_feats: int = 40, n_up_feats: int = 24, n_blocks: int = 16) -> None:
         super().__init__()
         self.scale = scale
         factory = as_factory(attention)

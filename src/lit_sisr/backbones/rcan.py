@@ -15,6 +15,7 @@ by name and run on [0, 255] (EDSR-PyTorch ``rgb_range`` 255, mean shift scaled t
 ``rgb_range=255``); the BAM repository's run on [0, 1] without the mean shift, and its BAM in
 place of every ``ca`` names its children ``ca.relu1`` and ``sa.conv1``.
 """
+
 from __future__ import annotations
 
 import torch

@@ -18,6 +18,7 @@ encoder, ``feat6_{i}`` bottleneck, ``conv1`` information pool, ``feat{7..10}_{1,
 the BAM repository's on [0, 1] without the mean shift, with the module ``attention``
 (``ca.relu1``, ``sa.conv1``).
 """
+
 from __future__ import annotations
 
 import re

@@ -16,6 +16,7 @@ MSRN x4 and RCAN x4 rows swap the original and BAM params/GFLOPs, the OISR-LF-s 
 repeats the x2 value, and where the authors' counter differs from ``sum(p.numel())``. Several
 remarks are joined by ``"; "``; those about PSNR/SSIM only start with ``"metrics: "``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -68,9 +69,7 @@ def load_paper_table(table: int) -> list[dict[str, Any]]:
     return [dict(row) for row in _read(table)]
 
 
-def paper_row(
-    model: str, attention: str, scale: int, *, extra_data: bool = False
-) -> dict[str, Any] | None:
+def paper_row(model: str, attention: str, scale: int, *, extra_data: bool = False) -> dict[str, Any] | None:
     """The paper's row for a registry model/attention/scale, or None if the paper has none.
 
     Table 2 is searched first (``original``/``bam``); other attention names are looked up in

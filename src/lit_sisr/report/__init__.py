@@ -18,13 +18,23 @@ Modules: :mod:`~lit_sisr.report.runs` (finding and reading runs), :mod:`~lit_sis
 (the table model), :mod:`~lit_sisr.report.assembly` (building tables from runs),
 :mod:`~lit_sisr.report.writers` (Markdown, CSV, LaTeX), :mod:`~lit_sisr.report.figures`, :mod:`~lit_sisr.report.cli`.
 """
+
+from lit_sisr.report.assembly import build_report
 from lit_sisr.report.cli import main
+from lit_sisr.report.model import Settings
 from lit_sisr.report.runs import Run, discover, load_run
 from lit_sisr.report.stats import Comparison, bootstrap_ci, mean_std, paired_comparison, verdict
-from lit_sisr.report.assembly import build_report
-from lit_sisr.report.model import Settings
 
 __all__ = [
-    "Comparison", "Run", "Settings", "bootstrap_ci", "build_report", "discover", "load_run", "main",
-    "mean_std", "paired_comparison", "verdict",
+    "Comparison",
+    "Run",
+    "Settings",
+    "bootstrap_ci",
+    "build_report",
+    "discover",
+    "load_run",
+    "main",
+    "mean_std",
+    "paired_comparison",
+    "verdict",
 ]

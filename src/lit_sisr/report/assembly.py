@@ -18,6 +18,7 @@ device); our GFLOPs are ``torch.utils.flop_counter`` FLOPs (2 per multiply-add) 
 thop-style GFLOPs. The paper's values (:mod:`lit_sisr.paper`) appear beside ours on rows built
 with the networks' default options, with the paper's known errors as notes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,7 +29,17 @@ from typing import Any, Sequence
 
 from lit_sisr.paper import ablation_order, load_paper_table, paper_row
 from lit_sisr.report.model import (
-    FAILED, MISSING, PAPER_SETS, Cell, PairRow, Report, SetResult, Settings, Table, paper_value, set_key,
+    FAILED,
+    MISSING,
+    PAPER_SETS,
+    Cell,
+    PairRow,
+    Report,
+    SetResult,
+    Settings,
+    Table,
+    paper_value,
+    set_key,
 )
 from lit_sisr.report.runs import Discovery, Run, options_label
 from lit_sisr.report.stats import mean_std, paired_comparison, seed_key
@@ -49,7 +60,8 @@ def _signature_defaults(model: str) -> dict[str, Any]:
         return {}
     return {
         p.name: tuple(p.default) if isinstance(p.default, list) else p.default
-        for p in params if p.default is not inspect.Parameter.empty
+        for p in params
+        if p.default is not inspect.Parameter.empty
     }
 
 
@@ -69,8 +81,7 @@ def _shown_options(cells: Sequence[Cell]) -> dict[tuple, tuple]:
         varying = {k for k, vs in values.items() if len(vs) > 1 or any(k not in dict(o) for o in variants)}
         for options in variants:
             shown[(model, options)] = tuple(
-                (k, v) for k, v in options
-                if k in varying or (k in defaults and defaults[k] != v)
+                (k, v) for k, v in options if k in varying or (k in defaults and defaults[k] != v)
             )
     return shown
 
@@ -145,6 +156,7 @@ class _Complexity:
         key = json.dumps(node, sort_keys=True, default=str)
         if key not in self.cache:
             import hydra
+
             from lit_sisr.models_table import measure
 
             try:
@@ -173,12 +185,14 @@ def _pair(label: str, a: Cell, b: Cell, sets: Sequence[str], settings: Settings)
     psnr, ssim, paper_psnr, paper_ssim = {}, {}, {}, {}
     for s in sets:
         ra, rb = a.sets.get(s), b.sets.get(s)
-        kw = dict(n_boot=settings.n_boot, seed=settings.seed, level=settings.level,
-                  resample_seeds=settings.resample_seeds)
+        kw = dict(
+            n_boot=settings.n_boot, seed=settings.seed, level=settings.level, resample_seeds=settings.resample_seeds
+        )
         psnr[s] = paired_comparison(ra.per_image_psnr, rb.per_image_psnr, **kw) if ra and rb else None
         ssim[s] = (
             paired_comparison(ra.per_image_ssim, rb.per_image_ssim, **kw)
-            if ra and rb and ra.per_image_ssim and rb.per_image_ssim else None
+            if ra and rb and ra.per_image_ssim and rb.per_image_ssim
+            else None
         )
         for metric, out in (("psnr", paper_psnr), ("ssim", paper_ssim)):
             pa, pb = paper_value(a.paper, s, metric), paper_value(b.paper, s, metric)
@@ -201,8 +215,13 @@ def build_report(discovery: Discovery, settings: Settings | None = None) -> Repo
 
 
 def _group_tables(
-    protocol: str, training: str, scale: int, runs: list[Run], settings: Settings,
-    complexity: _Complexity, notes: list[str],
+    protocol: str,
+    training: str,
+    scale: int,
+    runs: list[Run],
+    settings: Settings,
+    complexity: _Complexity,
+    notes: list[str],
 ) -> list[Table]:
     finished = [r for r in runs if r.finished]
     references: dict[str, set[str]] = defaultdict(set)
@@ -253,16 +272,28 @@ def _group_tables(
         pairs = []
         for c in t2:
             if c.attention == "bam" and c.status == "ok":
-                b = next((o for o in t2 if o.attention == "original" and o.model == c.model
-                          and o.model_options == c.model_options and o.status == "ok"), None)
+                b = next(
+                    (
+                        o
+                        for o in t2
+                        if o.attention == "original"
+                        and o.model == c.model
+                        and o.model_options == c.model_options
+                        and o.status == "ok"
+                    ),
+                    None,
+                )
                 if b:
                     pairs.append(_pair("Δ BAM − original", c, b, sets, settings))
         tables.append(Table("table2", protocol, training, scale, sets, t2, pairs))
 
     # ---- Table 3 (IMDN) and other networks' attention ablations
     ablated = sorted(
-        {(c.model, c.model_options) for c in cells.values()
-         if c.attention not in ("original", "bam") or c.attention_options},
+        {
+            (c.model, c.model_options)
+            for c in cells.values()
+            if c.attention not in ("original", "bam") or c.attention_options
+        },
         key=lambda mo: (mo[0] != "imdn", mo[0], options_label(mo[1])),
     )
     for model, options in ablated:
@@ -277,22 +308,30 @@ def _group_tables(
                     rows.append(placeholder(model, name))
                     present.add(name)
         order = ablation_order()
-        rows.sort(key=lambda c: (
-            order.index(c.attention) if c.attention in order else len(order),
-            c.attention, options_label(c.attention_options),
-        ))
+        rows.sort(
+            key=lambda c: (
+                order.index(c.attention) if c.attention in order else len(order),
+                c.attention,
+                options_label(c.attention_options),
+            )
+        )
         for c in rows:
             name = _paper_label(model, c.attention, scale, 3) if is_imdn else ""
             c.label = (name or c.attention) + (
-                f" ({options_label(c.attention_options)})" if c.attention_options else "")
+                f" ({options_label(c.attention_options)})" if c.attention_options else ""
+            )
             c.paper = _paper_for(c, shown.get((c.model, c.model_options), ()), scale) if is_imdn else None
-        base = next((c for c in rows if c.attention == "original" and not c.attention_options and c.status == "ok"), None)
+        base = next(
+            (c for c in rows if c.attention == "original" and not c.attention_options and c.status == "ok"), None
+        )
         pairs = []
         if base:
             for c in rows:
                 if c is not base and c.status == "ok":
                     pairs.append(_pair(f"Δ vs {base.label}", c, base, sets, settings))
         kind = "table3" if is_imdn and not options else "ablation"
-        label_model = model + (f" [{options_label(shown.get((model, options), ()))}]" if shown.get((model, options)) else "")
+        label_model = model + (
+            f" [{options_label(shown.get((model, options), ()))}]" if shown.get((model, options)) else ""
+        )
         tables.append(Table(kind, protocol, training, scale, sets, rows, pairs, model=label_model))
     return tables

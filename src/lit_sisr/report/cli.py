@@ -1,4 +1,5 @@
 """``python -m lit_sisr.report RUNS... [--out reports]``: tables, verdicts and figures from runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,12 +9,18 @@ from pathlib import Path
 from typing import Sequence
 
 from lit_sisr.atomic import atomic_write_text
-from lit_sisr.report.runs import discover
-from lit_sisr.report.stats import seed_key
 from lit_sisr.report.assembly import build_report
 from lit_sisr.report.model import Report, Settings, slug
+from lit_sisr.report.runs import discover
+from lit_sisr.report.stats import seed_key
 from lit_sisr.report.writers import (
-    csv_rows, latex_table, markdown_report, markdown_table, to_csv, verdict_csv, verdict_rows,
+    csv_rows,
+    latex_table,
+    markdown_report,
+    markdown_table,
+    to_csv,
+    verdict_csv,
+    verdict_rows,
 )
 
 
@@ -29,16 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=10000, metavar="N", help="bootstrap resamples (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's numpy Generator (default 0)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
-    p.add_argument("--images-only", action="store_true",
-                   help="resample test images only, not seeds, in the bootstrap")
+    p.add_argument("--images-only", action="store_true", help="resample test images only, not seeds, in the bootstrap")
     p.add_argument("--no-complexity", action="store_true", help="skip params/FLOPs counting")
     p.add_argument("--no-figures", action="store_true", help="tables only")
-    p.add_argument("--crop", nargs=6, metavar=("SET", "IMAGE", "X", "Y", "W", "H"),
-                   help="Fig. 5-style crop: test set, image name (no suffix), HR-pixel box")
+    p.add_argument(
+        "--crop",
+        nargs=6,
+        metavar=("SET", "IMAGE", "X", "Y", "W", "H"),
+        help="Fig. 5-style crop: test set, image name (no suffix), HR-pixel box",
+    )
     p.add_argument("--crop-models", nargs="+", metavar="NAME", help="networks to crop (default: every pair)")
     p.add_argument("--crop-scales", nargs="+", type=int, metavar="S", help="scales to crop (default: all)")
-    p.add_argument("--benchmark-dir", default=None,
-                   help="benchmark root in the EDSR layout (default: $LIT_SISR_DATA/benchmark, else data/benchmark)")
+    p.add_argument(
+        "--benchmark-dir",
+        default=None,
+        help="benchmark root in the EDSR layout (default: $LIT_SISR_DATA/benchmark, else data/benchmark)",
+    )
     p.add_argument("--device", default="auto", help="device for the crop networks (default: cuda if available)")
     return p
 
@@ -49,8 +62,11 @@ def write_report(report: Report, out: Path, figures: Sequence[str] = ()) -> list
     for table in report.tables:
         base = out / "tables" / table.name
         fields, rows = csv_rows(table)
-        for suffix, text in ((".md", markdown_table(table, report.settings)), (".csv", to_csv(fields, rows)),
-                             (".tex", latex_table(table, report.settings))):
+        for suffix, text in (
+            (".md", markdown_table(table, report.settings)),
+            (".csv", to_csv(fields, rows)),
+            (".tex", latex_table(table, report.settings)),
+        ):
             atomic_write_text(base.with_suffix(suffix), text)
             written.append(base.with_suffix(suffix))
     atomic_write_text(out / "comparisons.csv", verdict_csv(report))
@@ -97,13 +113,16 @@ def make_figures(report: Report, out: Path, args: argparse.Namespace) -> tuple[l
             problems.append("--crop: no Table 2 pair with checkpoints of a common seed for both networks")
         for table, pair, seed, orig_run, bam_run in jobs:
             try:
-                hr, panels = F.crop_panels(crop, table.scale, [(pair.b.label, orig_run), (pair.a.label, bam_run)],
-                                           bench, device=device)
+                hr, panels = F.crop_panels(
+                    crop, table.scale, [(pair.b.label, orig_run), (pair.a.label, bam_run)], bench, device=device
+                )
             except Exception as err:  # noqa: BLE001 - one missing image must not stop the report
                 problems.append(f"--crop for {pair.a.label} x{table.scale}: {type(err).__name__}: {err}")
                 continue
-            title = (f"{pair.b.label} vs {pair.a.label}, x{table.scale}, seed {seed}, protocol {table.protocol}, "
-                     f"{table.training}; PSNR (Y) on the crop")
+            title = (
+                f"{pair.b.label} vs {pair.a.label}, x{table.scale}, seed {seed}, protocol {table.protocol}, "
+                f"{table.training}; PSNR (Y) on the crop"
+            )
             stem = out / "figures" / f"fig5_{table.name}_{slug(pair.a.label)}_{slug(crop.name)}"
             written += [str(p) for p in F.save_figure(F.crop_figure(hr, panels, crop, title), stem)]
     return written, problems
@@ -121,8 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    settings = Settings(n_boot=args.bootstrap, seed=args.seed, level=args.level,
-                        resample_seeds=not args.images_only, complexity=not args.no_complexity)
+    settings = Settings(
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        level=args.level,
+        resample_seeds=not args.images_only,
+        complexity=not args.no_complexity,
+    )
     report = build_report(discovery, settings)
     out = Path(args.out)
     figures: list[str] = []
@@ -130,12 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures, problems = make_figures(report, out, args)
         report.notes += problems
     written = write_report(report, out, [os.path.relpath(f, out) for f in figures])
-    print(f"runs: {len(discovery.finished)} finished, {len(discovery.failed)} failed/unfinished, "
-          f"{len(discovery.problems)} unreadable; {len(report.tables)} tables")
+    print(
+        f"runs: {len(discovery.finished)} finished, {len(discovery.failed)} failed/unfinished, "
+        f"{len(discovery.problems)} unreadable; {len(report.tables)} tables"
+    )
     for row in verdict_rows(report):
         if row["table"].startswith("table2_"):
-            print(f"  x{row['scale']} {row['b_label']:<12} {row['set']:<10} BAM − original {row['psnr_diff']:+.3f} dB "
-                  f"[{row['psnr_ci_low']:+.3f}, {row['psnr_ci_high']:+.3f}] {row['verdict']}  ({row['protocol']}; {row['training']})")
+            print(
+                f"  x{row['scale']} {row['b_label']:<12} {row['set']:<10} BAM − original {row['psnr_diff']:+.3f} dB "
+                f"[{row['psnr_ci_low']:+.3f}, {row['psnr_ci_high']:+.3f}] {row['verdict']}  ({row['protocol']}; {row['training']})"
+            )
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"report: {out / 'report.md'} ({len(written)} files, {len(figures)} figure files)")
@@ -145,4 +173,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.crop and not any("fig5_" in f for f in figures) and not args.no_figures:
         return 1
     return 0
-

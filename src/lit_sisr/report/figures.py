@@ -2,6 +2,7 @@
 test set) and Fig. 5-style visual comparisons of one crop (HR, bicubic, original, BAM, each
 with its PSNR on the crop). Written as PNG and PDF (matplotlib, Agg backend).
 """
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from lit_sisr.atomic import atomic_write_bytes
-from lit_sisr.report.runs import Run
 from lit_sisr.report.model import Report, Table
+from lit_sisr.report.runs import Run
 from lit_sisr.report.writers import level_text
 
 SCALE_COLORS = {2: "#4C72B0", 3: "#DD8452", 4: "#55A868"}
@@ -72,7 +73,10 @@ def fig7(tables: Sequence[Table]):
     scales = sorted({2, 3, 4} | {t.scale for t in tables})  # fixed slots, as in the paper's figure
     width = 0.8 / len(scales)
     fig, axes = plt.subplots(
-        len(sets), 1, figsize=(max(6.0, 0.75 * len(networks) + 2), 2.6 * len(sets)), squeeze=False,
+        len(sets),
+        1,
+        figsize=(max(6.0, 0.75 * len(networks) + 2), 2.6 * len(sets)),
+        squeeze=False,
     )
     for ax, s in zip(axes[:, 0], sets):
         for t in tables:
@@ -83,10 +87,23 @@ def fig7(tables: Sequence[Table]):
                 if not c:
                     continue
                 x = x0[networks.index(p.b.label)]
-                ax.bar(x, c.mean, width, color=SCALE_COLORS.get(t.scale, f"C{k}"),
-                       hatch="" if c.verdict in ("helps", "hurts") else "//", edgecolor="white")
-                ax.errorbar(x, c.mean, yerr=[[c.mean - c.low], [c.high - c.mean]], fmt="none",
-                            ecolor="black", elinewidth=0.8, capsize=2)
+                ax.bar(
+                    x,
+                    c.mean,
+                    width,
+                    color=SCALE_COLORS.get(t.scale, f"C{k}"),
+                    hatch="" if c.verdict in ("helps", "hurts") else "//",
+                    edgecolor="white",
+                )
+                ax.errorbar(
+                    x,
+                    c.mean,
+                    yerr=[[c.mean - c.low], [c.high - c.mean]],
+                    fmt="none",
+                    ecolor="black",
+                    elinewidth=0.8,
+                    capsize=2,
+                )
                 paper = p.paper_psnr.get(s)
                 if paper is not None:
                     ax.plot(x, paper, marker="D", markersize=3.5, color="black", linestyle="none")
@@ -101,8 +118,10 @@ def fig7(tables: Sequence[Table]):
     from matplotlib.patches import Patch
 
     handles = [Patch(color=SCALE_COLORS.get(t.scale, "grey"), label=f"x{t.scale}") for t in tables]
-    handles += [Patch(facecolor="grey", hatch="//", edgecolor="white", label="within noise"),
-                Line2D([], [], marker="D", markersize=3.5, color="black", linestyle="none", label="paper")]
+    handles += [
+        Patch(facecolor="grey", hatch="//", edgecolor="white", label="within noise"),
+        Line2D([], [], marker="D", markersize=3.5, color="black", linestyle="none", label="paper"),
+    ]
     axes[0, 0].legend(handles=handles, fontsize=7, ncol=len(handles), loc="best")
     fig.suptitle(
         f"BAM − original, Y-PSNR (protocol {protocol}; {training})\n"
@@ -177,7 +196,10 @@ def run_network(run: Run):
 
 
 def crop_panels(
-    crop: Crop, scale: int, runs: Sequence[tuple[str, Run]], benchmark_dir: str | Path | None,
+    crop: Crop,
+    scale: int,
+    runs: Sequence[tuple[str, Run]],
+    benchmark_dir: str | Path | None,
     device: str = "cpu",
 ) -> tuple[np.ndarray, list[tuple[str, np.ndarray, float | None]]]:
     """HR image (H x W x 3 uint8) and the panels (title, crop H x W x 3 uint8, Y-PSNR on the
@@ -194,11 +216,13 @@ def crop_panels(
     lr_u8, hr_u8 = load_pair(hr_path, lr_dir, scale)
     H, W = hr_u8.shape[-2:]
     if crop.w <= 0 or crop.h <= 0 or crop.x < 0 or crop.y < 0 or crop.x + crop.w > W or crop.y + crop.h > H:
-        raise ValueError(f"crop box x={crop.x} y={crop.y} w={crop.w} h={crop.h} is not inside {crop.set}/{crop.image} ({W}x{H} at x{scale})")
+        raise ValueError(
+            f"crop box x={crop.x} y={crop.y} w={crop.w} h={crop.h} is not inside {crop.set}/{crop.image} ({W}x{H} at x{scale})"
+        )
     lr, hr = to_float(lr_u8)[None], to_float(hr_u8)[None]
 
     def window(img: torch.Tensor) -> torch.Tensor:
-        return img[..., crop.y:crop.y + crop.h, crop.x:crop.x + crop.w]
+        return img[..., crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
 
     def as_array(img: torch.Tensor) -> np.ndarray:
         return (quantize(img[0]) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -225,7 +249,9 @@ def crop_figure(hr: np.ndarray, panels: Sequence[tuple[str, np.ndarray, float | 
     n = len(panels) + 1
     fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.9))
     axes[0].imshow(hr)
-    axes[0].add_patch(Rectangle((crop.x - 0.5, crop.y - 0.5), crop.w, crop.h, fill=False, edgecolor="red", linewidth=1.2))
+    axes[0].add_patch(
+        Rectangle((crop.x - 0.5, crop.y - 0.5), crop.w, crop.h, fill=False, edgecolor="red", linewidth=1.2)
+    )
     axes[0].set_title(f"{crop.set}: {crop.image}", fontsize=8)
     for ax, (label, img, psnr) in zip(axes[1:], panels):
         ax.imshow(img, interpolation="nearest")

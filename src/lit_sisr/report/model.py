@@ -4,6 +4,7 @@
 them (Markdown, CSV, LaTeX). A table's protocol line comes from the protocol registry
 (:data:`lit_sisr.protocols.PROTOCOLS`), so every protocol describes itself in one place.
 """
+
 from __future__ import annotations
 
 import re
@@ -152,7 +153,6 @@ class Table:
         return text + "."
 
 
-
 @dataclass
 class Settings:
     n_boot: int = 10000
@@ -171,4 +171,3 @@ class Report:
 
     def comparisons(self) -> list[tuple[Table, PairRow, str]]:
         return [(t, p, s) for t in self.tables for p in t.pairs for s in t.sets if p.psnr.get(s)]
-

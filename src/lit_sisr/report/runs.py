@@ -25,6 +25,7 @@ An ``eval.py ckpt=...`` run is identified by the config stored in its checkpoint
 config's own ``model``/``attention`` are its defaults, not the checkpoint's network); its
 protocol is the eval config's.
 """
+
 from __future__ import annotations
 
 import csv
@@ -125,7 +126,9 @@ def _checkpoint_config(path: Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001
-        raise RunError(f"{path}: cannot read the checkpoint's config, which identifies an eval.py ckpt= run ({err})") from None
+        raise RunError(
+            f"{path}: cannot read the checkpoint's config, which identifies an eval.py ckpt= run ({err})"
+        ) from None
     config = (ckpt.get("hyper_parameters") or {}).get("config") if isinstance(ckpt, dict) else None
     if not config or "model" not in config:
         raise RunError(f"{path}: no run config in the checkpoint")
@@ -222,9 +225,7 @@ def load_run(folder: str | Path, config_path: str | Path | None = None) -> Run:
         model=model,
         attention=attention,
         model_options=_freeze({k: v for k, v in model_node.items() if k not in _NOT_OPTIONS}),
-        attention_options=_freeze(
-            {k: v for k, v in attention_node.items() if k not in _NOT_OPTIONS and v is not None}
-        ),
+        attention_options=_freeze({k: v for k, v in attention_node.items() if k not in _NOT_OPTIONS and v is not None}),
         seed=None if seed is None else int(seed),
         results=results,
         model_node=model_node,

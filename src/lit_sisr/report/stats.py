@@ -20,6 +20,7 @@ images. Draws come from ``numpy.random.default_rng(seed)``: the image indices fi
 The verdict: ``helps`` when the interval lies above 0, ``hurts`` when below, else
 ``within noise``; fewer than two images give no verdict.
 """
+
 from __future__ import annotations
 
 import math

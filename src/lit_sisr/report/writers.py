@@ -3,6 +3,7 @@
 They render the table model (:mod:`lit_sisr.report.model`); the interval level printed in every
 header and note is the report's ``--level`` (``Settings.level``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,16 @@ from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
 from lit_sisr.report.model import (
-    FAILED, MISSING, PAPER_SETS, Cell, PairRow, Report, SetResult, Settings, Table, paper_value,
+    FAILED,
+    MISSING,
+    PAPER_SETS,
+    Cell,
+    PairRow,
+    Report,
+    SetResult,
+    Settings,
+    Table,
+    paper_value,
 )
 from lit_sisr.report.runs import options_label
 from lit_sisr.report.stats import HELPS, HURTS, NOISE, Comparison
@@ -89,8 +99,7 @@ def _seeds(cell: Cell) -> str:
 def table_grid(table: Table, settings: Settings) -> tuple[list[str], list[list[str]]]:
     """Header and body rows (strings) shared by the Markdown and LaTeX writers."""
     ablation = table.kind != "table2"
-    header = ["Network" if not ablation else "Attention", "Seeds", "Params (K) ours / paper",
-              "GFLOPs ours† / paper"]
+    header = ["Network" if not ablation else "Attention", "Seeds", "Params (K) ours / paper", "GFLOPs ours† / paper"]
     for s in table.sets:  # the paper reports Set5, Set14 and B100 only
         header += [f"{s} PSNR / SSIM"] + ([f"{s} paper"] if s in PAPER_SETS else [])
         if ablation:
@@ -186,17 +195,35 @@ def verdict_rows(report: Report) -> list[dict[str, Any]]:
     out = []
     for table, pair, s in report.comparisons():
         c, cs = pair.psnr[s], pair.ssim.get(s)
-        out.append({
-            "table": table.name, "protocol": table.protocol, "training": table.training,
-            "scale": table.scale, "model": pair.a.model, "model_options": pair.a.options_text,
-            "a": pair.a.attention, "b": pair.b.attention, "a_label": pair.a.label, "b_label": pair.b.label,
-            "set": s, "n_images": c.n_images, "seeds": " ".join(str(x) for x in c.seeds),
-            "psnr_diff": c.mean, "psnr_ci_low": c.low, "psnr_ci_high": c.high, "verdict": c.verdict,
-            "ssim_diff": cs.mean if cs else None, "ssim_ci_low": cs.low if cs else None,
-            "ssim_ci_high": cs.high if cs else None,
-            "paper_psnr_diff": pair.paper_psnr.get(s), "paper_ssim_diff": pair.paper_ssim.get(s),
-            "level": c.level, "n_boot": report.settings.n_boot, "bootstrap_seed": report.settings.seed,
-        })
+        out.append(
+            {
+                "table": table.name,
+                "protocol": table.protocol,
+                "training": table.training,
+                "scale": table.scale,
+                "model": pair.a.model,
+                "model_options": pair.a.options_text,
+                "a": pair.a.attention,
+                "b": pair.b.attention,
+                "a_label": pair.a.label,
+                "b_label": pair.b.label,
+                "set": s,
+                "n_images": c.n_images,
+                "seeds": " ".join(str(x) for x in c.seeds),
+                "psnr_diff": c.mean,
+                "psnr_ci_low": c.low,
+                "psnr_ci_high": c.high,
+                "verdict": c.verdict,
+                "ssim_diff": cs.mean if cs else None,
+                "ssim_ci_low": cs.low if cs else None,
+                "ssim_ci_high": cs.high if cs else None,
+                "paper_psnr_diff": pair.paper_psnr.get(s),
+                "paper_ssim_diff": pair.paper_ssim.get(s),
+                "level": c.level,
+                "n_boot": report.settings.n_boot,
+                "bootstrap_seed": report.settings.seed,
+            }
+        )
     return out
 
 
@@ -227,15 +254,21 @@ def markdown_report(report: Report, figures: Sequence[str] = ()) -> str:
                 f"(network x scale x test set, BAM − original, Y-PSNR), BAM helps in {counts[HELPS]}, "
                 f"hurts in {counts[HURTS]}, is within noise in {counts[NOISE]}."
             )
-        lines += ["", (
-            f"'helps' / 'hurts': the {level_text(level)} bootstrap interval of the mean per-image difference lies "
-            f"above / below 0. The intervals are not corrected for multiple comparisons: with "
-            f"{len(rows)} of them, about {len(rows) * (1 - level):.1f} would exclude 0 by chance alone "
-            "if BAM changed nothing."
-        )]
-        lines += ["", "| Protocol | Weights | Scale | Network | Set | Images | Seeds | Δ PSNR (dB) "
-                  f"| {level_text(level)} CI | Verdict | Paper Δ |",
-                  "|---|---|---:|---|---|---:|---:|---:|---|---|---:|"]
+        lines += [
+            "",
+            (
+                f"'helps' / 'hurts': the {level_text(level)} bootstrap interval of the mean per-image difference lies "
+                f"above / below 0. The intervals are not corrected for multiple comparisons: with "
+                f"{len(rows)} of them, about {len(rows) * (1 - level):.1f} would exclude 0 by chance alone "
+                "if BAM changed nothing."
+            ),
+        ]
+        lines += [
+            "",
+            "| Protocol | Weights | Scale | Network | Set | Images | Seeds | Δ PSNR (dB) "
+            f"| {level_text(level)} CI | Verdict | Paper Δ |",
+            "|---|---|---:|---|---|---:|---:|---:|---|---|---:|",
+        ]
         for r in rows:
             lines.append(
                 f"| {r['protocol']} | {_md_escape(r['training'])} | x{r['scale']} | {_md_escape(r['b_label'])} | {r['set']} "
@@ -260,26 +293,58 @@ def markdown_report(report: Report, figures: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-CSV_BASE = ("table", "protocol", "training", "scale", "label", "model", "model_options",
-            "attention", "attention_options", "status", "n_seeds", "seeds", "failed_runs",
-            "params", "gflops", "paper_params_k", "paper_gflops")
+CSV_BASE = (
+    "table",
+    "protocol",
+    "training",
+    "scale",
+    "label",
+    "model",
+    "model_options",
+    "attention",
+    "attention_options",
+    "status",
+    "n_seeds",
+    "seeds",
+    "failed_runs",
+    "params",
+    "gflops",
+    "paper_params_k",
+    "paper_gflops",
+)
 
 
 def csv_rows(table: Table) -> tuple[list[str], list[dict[str, Any]]]:
     """Full-precision cell rows of a table (comparisons are in ``verdict_rows``)."""
     fields = list(CSV_BASE)
     for s in table.sets:
-        fields += [f"{s}_images", f"{s}_psnr", f"{s}_psnr_std", f"{s}_ssim", f"{s}_ssim_std",
-                   f"{s}_paper_psnr", f"{s}_paper_ssim"]
+        fields += [
+            f"{s}_images",
+            f"{s}_psnr",
+            f"{s}_psnr_std",
+            f"{s}_ssim",
+            f"{s}_ssim_std",
+            f"{s}_paper_psnr",
+            f"{s}_paper_ssim",
+        ]
     fields.append("paper_note")
     rows = []
     for c in table.cells:
         row: dict[str, Any] = {
-            "table": table.name, "protocol": table.protocol, "training": table.training,
-            "scale": table.scale, "label": c.label, "model": c.model, "model_options": c.options_text,
-            "attention": c.attention, "attention_options": options_label(c.attention_options),
-            "status": c.status, "n_seeds": len(c.seeds), "seeds": " ".join(str(s) for s in c.seeds),
-            "failed_runs": len(c.failed_runs), "params": c.params,
+            "table": table.name,
+            "protocol": table.protocol,
+            "training": table.training,
+            "scale": table.scale,
+            "label": c.label,
+            "model": c.model,
+            "model_options": c.options_text,
+            "attention": c.attention,
+            "attention_options": options_label(c.attention_options),
+            "status": c.status,
+            "n_seeds": len(c.seeds),
+            "seeds": " ".join(str(s) for s in c.seeds),
+            "failed_runs": len(c.failed_runs),
+            "params": c.params,
             "gflops": c.flops / 1e9 if c.flops is not None else None,
             "paper_params_k": c.paper.get("params_k") if c.paper else None,
             "paper_gflops": c.paper.get("gflops") if c.paper else None,
@@ -287,13 +352,17 @@ def csv_rows(table: Table) -> tuple[list[str], list[dict[str, Any]]]:
         }
         for s in table.sets:
             r = c.sets.get(s)
-            row.update({
-                f"{s}_images": r.n_images if r else None, f"{s}_psnr": r.psnr if r else None,
-                f"{s}_psnr_std": r.psnr_std if r else None, f"{s}_ssim": r.ssim if r else None,
-                f"{s}_ssim_std": r.ssim_std if r else None,
-                f"{s}_paper_psnr": paper_value(c.paper, s, "psnr"),
-                f"{s}_paper_ssim": paper_value(c.paper, s, "ssim"),
-            })
+            row.update(
+                {
+                    f"{s}_images": r.n_images if r else None,
+                    f"{s}_psnr": r.psnr if r else None,
+                    f"{s}_psnr_std": r.psnr_std if r else None,
+                    f"{s}_ssim": r.ssim if r else None,
+                    f"{s}_ssim_std": r.ssim_std if r else None,
+                    f"{s}_paper_psnr": paper_value(c.paper, s, "psnr"),
+                    f"{s}_paper_ssim": paper_value(c.paper, s, "ssim"),
+                }
+            )
         rows.append(row)
     return fields, rows
 
@@ -307,8 +376,18 @@ def to_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+}
 _TEX_UNICODE = {"±": r"$\pm$", "−": "$-$", "Δ": r"$\Delta$", "†": r"$^\dagger$", "–": "--", "—": "---"}
 
 
@@ -327,10 +406,15 @@ def latex_table(table: Table, settings: Settings) -> str:
     caption = tex_escape(f"{table.title}. {table.protocol_line} " + " ".join(table_notes(table, settings)[:1]))
     lines = [
         f"% {table.name}: generated by python -m lit_sisr.report; needs \\usepackage{{booktabs}}",
-        "\\begin{table*}[t]", "\\centering", "\\scriptsize",
-        f"\\caption{{{caption}}}", f"\\label{{tab:{table.name}}}",
-        f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
-        " & ".join(tex_escape(h) for h in header) + " \\\\", "\\midrule",
+        "\\begin{table*}[t]",
+        "\\centering",
+        "\\scriptsize",
+        f"\\caption{{{caption}}}",
+        f"\\label{{tab:{table.name}}}",
+        f"\\begin{{tabular}}{{{cols}}}",
+        "\\toprule",
+        " & ".join(tex_escape(h) for h in header) + " \\\\",
+        "\\midrule",
     ]
     for row in body:
         cells = [tex_escape(c) for c in row]
@@ -347,8 +431,31 @@ def latex_table(table: Table, settings: Settings) -> str:
 
 def verdict_csv(report: Report) -> str:
     rows = verdict_rows(report)
-    fields = ["table", "protocol", "training", "scale", "model", "model_options", "a", "b", "a_label",
-              "b_label", "set", "n_images", "seeds", "psnr_diff", "psnr_ci_low", "psnr_ci_high", "verdict",
-              "ssim_diff", "ssim_ci_low", "ssim_ci_high", "paper_psnr_diff", "paper_ssim_diff", "level",
-              "n_boot", "bootstrap_seed"]
+    fields = [
+        "table",
+        "protocol",
+        "training",
+        "scale",
+        "model",
+        "model_options",
+        "a",
+        "b",
+        "a_label",
+        "b_label",
+        "set",
+        "n_images",
+        "seeds",
+        "psnr_diff",
+        "psnr_ci_low",
+        "psnr_ci_high",
+        "verdict",
+        "ssim_diff",
+        "ssim_ci_low",
+        "ssim_ci_high",
+        "paper_psnr_diff",
+        "paper_ssim_diff",
+        "level",
+        "n_boot",
+        "bootstrap_seed",
+    ]
     return to_csv(fields, rows)
