@@ -1,7 +1,7 @@
 """``LitSR``: the LightningModule that trains and evaluates any registered backbone.
 
 Training: L1 loss on RGB in [0, 1], Adam (lr 1e-4) and a step schedule halving the learning rate
-every 200 epochs (BAM paper Sec. 4.1; bam_reference.md section 5), all from config.
+every 200 epochs (BAM paper Sec. 4.1; docs/protocol.md, "The paper's training protocol"), all from config.
 Evaluation: per image, under the run's ``protocol`` (:mod:`lit_sisr.protocols`: ``standard`` is
 :mod:`lit_sisr.metrics`, ``bam_paper`` the BAM authors' evaluation), through
 :mod:`lit_sisr.scoring` (the code path of ``eval.py`` too); dataset figures are torchmetrics
@@ -84,7 +84,7 @@ class LitSR(pl.LightningModule):
         if self.compile_net and getattr(self.net, "_compiled_call_impl", None) is None:
             # nn.Module.compile() compiles the network in place: parameter names (and so
             # checkpoints) stay those of the eager network. Never torch.compile(LightningModule):
-            # it crashes in self.log with torch 2.13 + PL 2.6.6 (ecosystem_notes.md 6.3, pitfall 21).
+            # it crashes in self.log with torch 2.13 + PL 2.6.6 (docs/ecosystem.md, item 4).
             self.net.compile()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -17,7 +17,7 @@ def training_position(trainer: Any) -> tuple[int, int]:
 
     * The epoch is read here rather than taken from ``set_epoch``: after a resume with
       ``num_workers > 0`` the DataLoader iterates the sampler before Lightning calls ``set_epoch``
-      (Lightning-AI/pytorch-lightning#21938; ecosystem_notes.md section 6.1).
+      (Lightning-AI/pytorch-lightning#21938; docs/ecosystem.md, item 3).
     * A mid-epoch resume restores the batch counter but restarts the DataLoader from the start of
       the epoch unless the loader is "stateful" (``fit_loop.setup_data``,
       ``training_epoch_loop.reset``): the sampler itself must skip the batches already trained.
