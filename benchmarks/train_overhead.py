@@ -86,6 +86,9 @@ class Batches(Dataset):
 
 
 def compose_cfg(overrides: list[str], out: Path):
+    import lit_sisr
+
+    lit_sisr.register_resolvers()  # the ${lit_sisr.*:} resolvers of conf/
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)

@@ -297,3 +297,25 @@ class SignalCheckpoint(Checkpoint):
         message = f"stopped by {name}: {what}. Re-run the same command to resume from it."
         log.error(message)
         raise Preempted(message)
+
+
+class RecordConfig(pl.Callback):
+    """Write ``config.yaml`` (:func:`lit_sisr.outputs.write_config`) when the run really starts: after its data was
+    set up and its checkpoint restored (``on_train_start``; ``on_test_start`` for a network that is
+    only tested), so a launch that fails before leaves an earlier run's record as it was."""
+
+    def __init__(self, folder: str | Path, config: dict) -> None:
+        self.folder, self.config, self.written = Path(folder), config, False
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        if trainer.is_global_zero and not self.written:
+            from lit_sisr.outputs import write_config
+
+            write_config(self.folder, self.config)
+        self.written = True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer)

@@ -18,8 +18,6 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from pytorch_lightning import Callback, LightningModule, Trainer
-
 from lit_sisr.atomic import atomic_write_text
 
 # The names of what a run folder holds, defined here only.
@@ -89,26 +87,6 @@ def write_config(folder: str | Path, config: dict) -> Path:
         atomic_write_text(folder / f"config.prev-{n}.yaml", previous)
     atomic_write_text(path, text)
     return path
-
-
-class RecordConfig(Callback):
-    """Write ``config.yaml`` (:func:`write_config`) when the run really starts: after its data was
-    set up and its checkpoint restored (``on_train_start``; ``on_test_start`` for a network that is
-    only tested), so a launch that fails before leaves an earlier run's record as it was."""
-
-    def __init__(self, folder: str | Path, config: dict) -> None:
-        self.folder, self.config, self.written = Path(folder), config, False
-
-    def _write(self, trainer: Trainer) -> None:
-        if trainer.is_global_zero and not self.written:
-            write_config(self.folder, self.config)
-        self.written = True
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer)
-
-    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._write(trainer)
 
 
 def write_results(folder: str | Path, rows: list[dict]) -> dict[str, Path]:

@@ -19,7 +19,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lit_sisr.atomic import atomic_write_text
 from lit_sisr.backbones import count_parameters
-from lit_sisr.callbacks import Preempted
+from lit_sisr.callbacks import Preempted, RecordConfig
 from lit_sisr.checkpoint_io import AtomicCheckpointIO
 from lit_sisr.config_checks import check_config
 from lit_sisr.data.datasets import lr_source
@@ -30,7 +30,6 @@ from lit_sisr.outputs import (
     DONE_FILE,
     LAST_CHECKPOINT,
     RESULT_FIELDS,
-    RecordConfig,
     format_table,
     summarize,
     write_results,
