@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lit_sisr.data.demo import SPLITS
+
 from helpers import TINY, read_offline_run
 from refdata import REPO
 
@@ -354,5 +356,5 @@ def test_ddp_inside_one_slurm_job_uses_slurm_tasks_and_scores_each_test_image_on
     assert "global_rank=0(2)" in text and "global_rank=1(2)" in text  # two SLURM tasks, no spawned children
     assert "train_ddp_process" not in log + text
     rows = list(csv.DictReader((out / "test_results.csv").open()))
-    assert sorted(r["image"] for r in rows) == ["camera", "chelsea"]  # each test image once
+    assert sorted(r["image"] for r in rows) == sorted(SPLITS["test"])  # each test image once
     assert json.loads((out / "done.json").read_text())["metrics"]["test/demo_test/psnr"] > 0
